@@ -1,0 +1,1 @@
+"""Zero-shot super-resolution (ZSSR): engine, job runner and web service."""

@@ -1,0 +1,102 @@
+"""Reads config.json (the one place it is read) into the engine's and the service's frozen dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from app.engine.config import ENGINE_KEYS, EngineConfig, build, option, validate
+from app.errors import ConfigError
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.json"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Keys of the CLI, the web service and the job runner (everything that is not the engine's)."""
+
+    image: str | None = option(None, "CLI: input image path")
+    output: str | None = option(None, "CLI: output image path (PNG recommended)")
+    base64: bool = option(True, "return the result as base64 (web JSON; the CLI prints it when no output path)")
+    max_MB: float = option(10.0, "largest accepted upload, in megabytes", lo=0.0, hi=1024.0, lo_open=True)
+    max_pixels: int = option(40_000_000, "largest accepted upload, in pixels (decompression-bomb guard)",
+                             lo=1, hi=1_000_000_000)
+    min_side: int = option(16, "an upload (or its crop) smaller than this on a side is refused", lo=4, hi=4096)
+    crop_sizes: tuple[int, ...] = option((48, 64, 96, 128), "crop sizes offered on the page", lo=8, hi=4096)
+    default_crop: int = option(64, "crop size used when the client names none", lo=8, hi=4096)
+    train_max_side: int = option(512, "the whole photo is downscaled to at most this side for training",
+                                 lo=16, hi=16384)
+    wait_s: float = option(120.0, "POST /upscale waits this long for the result before answering 202",
+                           lo=0.0, hi=3600.0)
+    queue_size: int = option(8, "jobs waiting or running at once; beyond it the API answers 503", lo=1, hi=100000)
+    workers_per_device: int = option(1, "jobs run at once per device", lo=1, hi=64)
+    result_ttl_s: float = option(600.0, "finished jobs are kept this long", lo=1.0, hi=1e7)
+    max_results: int = option(64, "finished jobs kept at most (oldest dropped first)", lo=1, hi=100000)
+    results_max_MB: float = option(256.0, "memory for finished jobs' images at most (oldest dropped first)",
+                                   lo=0.0, hi=1e6, lo_open=True)
+    job_time_budget_s: float = option(45.0, "training time of one web job, all gradual steps together; the "
+                                      "result comes back when it is spent (the web's time_budget_s)",
+                                      lo=0.0, hi=1e5, lo_open=True)
+    job_backend: str = option("memory", "memory (in-process runner) or redis (RQ workers)",
+                              choices=("memory", "redis"))
+    redis_url: str = option("redis://127.0.0.1:6379/0", "Redis URL for job_backend redis")
+    job_timeout_s: float = option(900.0, "a job running longer than this is failed (redis backend)",
+                                  lo=1.0, hi=1e6)
+    job_retries: int = option(0, "retries of a job whose worker died (redis backend)", lo=0, hi=10)
+    log_level: str = option("INFO", "logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **changes: Any) -> "ServiceConfig":
+        return build(ServiceConfig, {**dataclasses.asdict(self), **changes})
+
+
+SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration: the engine's part and the service's part."""
+
+    engine: EngineConfig
+    service: ServiceConfig
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A new Settings with flat key changes routed to the part that owns each key."""
+        return split({**as_flat(self), **changes})
+
+
+def as_flat(settings: Settings) -> dict[str, Any]:
+    return {**dataclasses.asdict(settings.engine), **dataclasses.asdict(settings.service)}
+
+
+def split(values: Mapping[str, Any]) -> Settings:
+    """Route flat keys to EngineConfig or ServiceConfig; a key neither knows raises ConfigError."""
+    for key in values:
+        if key not in ENGINE_KEYS and key not in SERVICE_KEYS:
+            raise ConfigError(key, "unknown key")
+    engine = build(EngineConfig, {k: v for k, v in values.items() if k in ENGINE_KEYS})
+    service = build(ServiceConfig, {k: v for k, v in values.items() if k in SERVICE_KEYS})
+    return Settings(engine, service)
+
+
+def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read a flat JSON config file (default: the repository's config.json) and apply `overrides`."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError("config", f"{path} must hold a JSON object")
+    values.pop("_comment", None)
+    return split({**values, **(overrides or {})})

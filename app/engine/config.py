@@ -1,0 +1,141 @@
+"""The engine's typed, frozen configuration and the validation shared by every config dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from app.errors import ConfigError
+
+
+def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, choices: tuple | None = None) -> Any:
+    """A dataclass field with its documentation and its allowed range (closed unless `lo_open`)."""
+    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "lo_open": lo_open,
+                                            "choices": choices})
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Return `value` converted to the field's type, or raise ConfigError naming `key`."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if value is None:
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(key, f"expected a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(key, f"expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"expected a string, got {value!r}")
+    if typing.get_origin(annotation) is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(key, f"expected a non-empty list, got {value!r}")
+        item = typing.get_args(annotation)[0]
+        return tuple(_check_type(key, v, item) for v in value)
+    raise TypeError(f"unsupported annotation {annotation!r} for {key}")
+
+
+def validate(instance: Any) -> None:
+    """Check every field of a config dataclass against its type and range; raise ConfigError on the first fault."""
+    hints = typing.get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        value = _check_type(f.name, getattr(instance, f.name), hints[f.name])
+        object.__setattr__(instance, f.name, value)
+        meta = f.metadata
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if v is None or isinstance(v, bool):
+                continue
+            if meta.get("choices") is not None and v not in meta["choices"]:
+                raise ConfigError(f.name, f"must be one of {', '.join(map(str, meta['choices']))}; got {v!r}")
+            lo, hi = meta.get("lo"), meta.get("hi")
+            if lo is not None and (v < lo or (meta.get("lo_open") and v == lo)):
+                relation = "greater than" if meta.get("lo_open") else "at least"
+                raise ConfigError(f.name, f"must be {relation} {lo}; got {v!r}")
+            if hi is not None and v > hi:
+                raise ConfigError(f.name, f"must be at most {hi}; got {v!r}")
+
+
+def build(cls: type, values: Mapping[str, Any]) -> Any:
+    """Make a config dataclass from a mapping; unknown keys raise ConfigError naming the key."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(key, f"unknown key for {cls.__name__}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the ZSSR engine needs; defaults are the authors' (Shocher et al. 2018) unless noted."""
+
+    in_channels: int = option(3, "colour channels the network sees (3: RGB; 1: luminance only)", choices=(1, 3))
+    model_width: int = option(64, "channels of each hidden conv layer", lo=1, hi=1024)
+    model_depth: int = option(8, "number of conv layers", lo=2, hi=64)
+    model_kernel_size: int = option(3, "conv kernel size (odd)", choices=(1, 3, 5, 7, 9))
+    lr: float = option(1e-3, "initial Adam learning rate", lo=0.0, hi=1.0, lo_open=True)
+    lr_stop: float = option(9e-6, "stop training once the learning rate falls below this", lo=0.0, hi=1.0)
+    lr_decay: float = option(0.1, "factor applied to the learning rate at a decay", lo=0.0, hi=1.0, lo_open=True)
+    lr_decay_ratio: float = option(1.5, "decay when -ratio * slope < std of the reconstruction-error fit",
+                                   lo=0.0, hi=1e6, lo_open=True)
+    lr_decay_range: int = option(256, "the fit uses the reconstruction errors of the last this many iterations",
+                                 lo=2, hi=100000)
+    lr_decay_step: int = option(60, "run the learning-rate check every this many iterations", lo=1, hi=100000)
+    eval_every: int = option(50, "measure the reconstruction error every this many iterations", lo=1, hi=100000)
+    num_epochs: int = option(3000, "maximum training iterations per gradual step", lo=1, hi=1000000)
+    min_iters: int = option(256, "no decay or stop within this many iterations of the last decay", lo=0, hi=1000000)
+    crop_size: int = option(128, "side of the random training crop (whole father when smaller)", lo=8, hi=4096)
+    batch_size: int = option(1, "crops per training step", lo=1, hi=256)
+    patch_size: int = option(512, "inference tile side; larger inputs are tiled with overlap", lo=32, hi=16384)
+    scale_factor: float = option(2.0, "enlargement of one gradual step", lo=1.0, hi=8.0, lo_open=True)
+    scale_times: int = option(1, "number of gradual steps (total scale = scale_factor ** scale_times)", lo=1, hi=6)
+    back_projection_iters: int = option(10, "back-projection iterations after enlarging", lo=0, hi=100)
+    self_ensemble: bool = option(True, "median over the 8 dihedral transforms at inference")
+    noise_std: float = option(0.0, "std of Gaussian noise added to LR sons (real, noisy photos: 0.0125)",
+                              lo=0.0, hi=0.5)
+    kernel: str | None = option(None, "optional path to a blur kernel (.npy or .mat) used to make LR sons")
+    seed: int | None = option(0, "random seed (null: nondeterministic)", lo=0, hi=2**32 - 1)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    num_threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024)
+    time_budget_s: float | None = option(None, "stop training when this much time is spent (null: no limit)",
+                                         lo=0.0, hi=1e6, lo_open=True)
+    channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
+    compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
+    mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")
+    warm_start: str | None = option(None, "optional path to initial network weights (.pt); null: from scratch")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.crop_size < 2 * self.scale_factor:
+            raise ConfigError("crop_size", f"must be at least twice scale_factor ({self.scale_factor})")
+
+    @property
+    def total_scale(self) -> float:
+        return self.scale_factor ** self.scale_times
+
+    def replace(self, **changes: Any) -> "EngineConfig":
+        """A new config with `changes` applied; validated like a loaded one."""
+        return build(EngineConfig, {**dataclasses.asdict(self), **changes})
+
+
+ENGINE_KEYS = frozenset(f.name for f in dataclasses.fields(EngineConfig))

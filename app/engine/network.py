@@ -1,0 +1,41 @@
+"""The ZSSR network: a plain stack of convolutions and ReLUs that predicts the residual over its input."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from app.engine.config import EngineConfig
+
+
+class ZSSRNet(nn.Module):
+    """`model_depth` conv layers of `model_width` channels; output = input + residual.
+
+    Input: (N, in_channels, H, W), the LR son (or test image) bicubically enlarged to the target size, in [0, 1].
+    """
+
+    def __init__(self, config: EngineConfig):
+        super().__init__()
+        k, width = config.model_kernel_size, config.model_width
+        self.config_in_channels, self.config_model_width = config.in_channels, width
+        self.config_model_depth, self.config_model_kernel_size = config.model_depth, k
+        channels = [config.in_channels] + [width] * (config.model_depth - 1) + [config.in_channels]
+        self.layers = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out in zip(channels[:-1], channels[1:]))
+        self.receptive_radius = config.model_depth * (k // 2)
+        self.flops_per_pixel = 2 * sum(c_in * c_out * k * k for c_in, c_out in zip(channels[:-1], channels[1:]))
+        for i, conv in enumerate(self.layers):
+            # He initialisation keeps the activations' scale through the ReLU stack; the last layer starts
+            # small so the untrained network is close to the bicubic baseline.
+            fan_in = conv.in_channels * k * k
+            std = math.sqrt(2.0 / fan_in) if i < len(self.layers) - 1 else math.sqrt(0.1 / fan_in)
+            nn.init.normal_(conv.weight, 0.0, std)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for conv in self.layers[:-1]:
+            y = torch.relu(conv(y))
+        return x + self.layers[-1](y)

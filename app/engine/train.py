@@ -1,0 +1,93 @@
+"""Test-time training: fit the network to LR-son/HR-father pairs drawn from one image, under the LR policy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from app.engine.config import EngineConfig
+from app.engine.lr_policy import LearningRatePolicy
+from app.engine.pairs import Downscale, FatherPool, lr_son
+from app.errors import Cancelled
+
+OnIteration = Callable[[int, float, float], None]  # (iteration, loss, lr)
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    loss: float
+    lr: float
+    budget_exhausted: bool
+    decays: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ReconstructionProbe:
+    """The input's own son and the input: the network's error on it drives the learning-rate policy."""
+
+    son: torch.Tensor
+    target: torch.Tensor
+
+    @classmethod
+    def from_image(cls, image: torch.Tensor, scale_factor: float, downscale: Downscale,
+                   max_side: int = 256) -> "ReconstructionProbe":
+        """`image` (1, C, H, W); a centre crop of at most `max_side` keeps the probe cheap on big photos."""
+        h, w = image.shape[-2:]
+        ch, cw = min(h, max_side), min(w, max_side)
+        y, x = (h - ch) // 2, (w - cw) // 2
+        target = image[..., y:y + ch, x:x + cw]
+        return cls(lr_son(target, scale_factor, downscale, noise_std=0.0), target)
+
+    @torch.no_grad()
+    def error(self, net: torch.nn.Module) -> float:
+        return float(F.mse_loss(net(self.son).clamp(0, 1), self.target))
+
+
+def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, config: EngineConfig, *,
+          scale_factor: float, downscale: Downscale, rng: np.random.Generator,
+          generator: torch.Generator | None = None, deadline: float | None = None,
+          on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
+          memory_format: torch.memory_format = torch.contiguous_format) -> TrainResult:
+    """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
+
+    `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled.
+    """
+    policy = LearningRatePolicy(config)
+    optimizer = torch.optim.Adam(net.parameters(), lr=policy.lr)
+    multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
+    loss_value, iteration, exhausted = float("nan"), 0, False
+    net.train()
+    for iteration in range(1, config.num_epochs + 1):
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled during training")
+        hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple)
+        son = lr_son(hr_father, scale_factor, downscale, config.noise_std, generator)
+        son = son.contiguous(memory_format=memory_format)
+        loss = F.l1_loss(net(son), hr_father)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_value = float(loss.detach())
+        if iteration % config.eval_every == 0:
+            net.eval()
+            policy.record(iteration, probe.error(net))
+            net.train()
+        lr = policy.step(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if on_iteration is not None:
+            on_iteration(iteration, loss_value, lr)
+        if policy.finished:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            exhausted = iteration < config.num_epochs
+            break
+    net.eval()
+    return TrainResult(iteration, loss_value, policy.lr, exhausted, policy.decays, policy.errors)

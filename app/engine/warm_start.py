@@ -1,0 +1,49 @@
+"""Initial network weights for test-time training: saving and loading them with their architecture checked."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.errors import ConfigError
+
+ARCH_KEYS = ("in_channels", "model_width", "model_depth", "model_kernel_size")
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: dict) -> None:
+    """Write the network's weights with its architecture and how they were made."""
+    arch = {k: getattr(config, k) for k in ARCH_KEYS}
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    torch.save({"arch": arch, "state_dict": state, "recipe": recipe}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError("warm_start", f"cannot read weights from {path}: {exc}") from exc
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "arch" not in checkpoint:
+        raise ConfigError("warm_start", f"{path} is not a weights file written by this project")
+    return checkpoint
+
+
+def load_weights(net: torch.nn.Module, path: str | Path) -> dict:
+    """Load weights into `net` (whose config must match the file's architecture); returns the checkpoint."""
+    checkpoint = read_checkpoint(path)
+    arch = checkpoint["arch"]
+    for key in ARCH_KEYS:
+        wanted = getattr(net, "config_" + key, None)
+        if wanted is not None and arch.get(key) != wanted:
+            raise ConfigError("warm_start", f"{path} was trained with {key}={arch.get(key)}, config has {wanted}")
+    try:
+        net.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError("warm_start", f"{path} does not fit this network ({arch}): {exc}") from exc
+    return checkpoint

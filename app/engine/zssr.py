@@ -1,0 +1,188 @@
+"""The ZSSR pipeline: learn from one image, enlarge it in gradual steps, and hand back a PIL image."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.engine.config import EngineConfig
+from app.engine.device import describe, select_device
+from app.engine.image_io import Planes, from_planes, to_planes
+from app.engine.infer import enlarge
+from app.engine.network import ZSSRNet
+from app.engine.pairs import FatherPool, make_downscale, min_father_side
+from app.engine.resize import imresize, load_kernel, output_size
+from app.engine.train import ReconstructionProbe, train
+from app.engine.warm_start import load_weights
+from app.errors import BadImageError, Cancelled, ConfigError
+
+log = logging.getLogger(__name__)
+
+OnStep = Callable[[int, int, float, float], None]  # (gradual step, iteration, loss, lr)
+OnPhase = Callable[[int, str], None]  # (gradual step, "training" | "enlarging")
+
+
+@dataclass(frozen=True)
+class SRResult:
+    image: Image.Image
+    iterations: int
+    iterations_per_step: tuple[int, ...]
+    seconds: float
+    device: str
+    budget_exhausted: bool
+
+
+class _Autocast(torch.nn.Module):
+    """Runs the wrapped network under CUDA autocast (bfloat16) and returns float32."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return self.net(x).float()
+
+
+def build_model(config: EngineConfig, device: torch.device) -> tuple[ZSSRNet, torch.nn.Module]:
+    """The network (for its parameters) and the callable that runs it (compiled or autocast where asked)."""
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    net = ZSSRNet(config)
+    if config.warm_start:
+        load_weights(net, config.warm_start)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    net = net.to(device=device, memory_format=memory_format)
+    model: torch.nn.Module = net
+    if config.mixed_precision and device.type == "cuda":
+        model = _Autocast(model)
+    if config.compile:
+        from app.engine.compiled import compile_or_eager
+
+        model = compile_or_eager(model, config, device)
+    return net, model
+
+
+def _colour_planes(planes: Planes, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The planes the network sees and, for a luma-only network, the chroma planes it does not."""
+    x = planes.colour
+    if in_channels == 3 and x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1).contiguous(), None
+    if in_channels == 1 and x.shape[1] == 3:
+        ycbcr = _rgb_to_ycbcr(x)
+        return ycbcr[:, :1].contiguous(), ycbcr[:, 1:].contiguous()
+    return x, None
+
+
+def _rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5], dim=1)
+
+
+def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    y, cb, cr = x[:, 0], x[:, 1] - 0.5, x[:, 2] - 0.5
+    r = y + 1.403 * cr
+    b = y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], dim=1).clamp(0, 1)
+
+
+def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Image.Image | None = None,
+                  on_step: OnStep | None = None, on_phase: OnPhase | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> SRResult:
+    """Enlarge `image` by `scale_factor ** scale_times`, training on `train_image` (default: `image` itself).
+
+    Each gradual step trains (continuing from the previous step's weights, with the earlier outputs added to the
+    HR fathers) and then enlarges by `scale_factor`. Raises Cancelled when `should_stop()` turns True.
+    """
+    started = time.monotonic()
+    device = select_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    kernel = load_kernel(config.kernel) if config.kernel else None
+    if kernel is not None and not float(config.scale_factor).is_integer():
+        raise ConfigError("kernel", "a blur kernel needs an integer scale_factor")
+
+    planes = to_planes(image)
+    side = min(planes.colour.shape[-2:])
+    if side < 4:
+        raise BadImageError(f"image is {planes.colour.shape[-1]}x{planes.colour.shape[-2]}; "
+                            "at least 4 pixels a side are needed")
+    current, chroma = _colour_planes(planes, config.in_channels)
+    current = current.to(device)
+    training_source = current
+    if train_image is not None:
+        training_source = _colour_planes(to_planes(train_image), config.in_channels)[0].to(device)
+
+    net, model = build_model(config, device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
+    downscale = make_downscale(config.scale_factor, kernel)
+    sources = [training_source]
+    iterations: list[int] = []
+    exhausted = False
+    budget_end = started + config.time_budget_s if config.time_budget_s else None
+
+    for step in range(1, config.scale_times + 1):
+        if on_phase is not None:
+            on_phase(step, "training")
+        deadline = None
+        if budget_end is not None:
+            # Split what is left of the budget evenly over the steps still to come.
+            deadline = time.monotonic() + (budget_end - time.monotonic()) / (config.scale_times - step + 1)
+        pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor))
+        probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
+                                               config.scale_factor, downscale)
+
+        def on_iteration(iteration: int, loss: float, lr: float, step: int = step) -> None:
+            if on_step is not None:
+                on_step(step, iteration, loss, lr)
+
+        result = train(model, pool, probe, config, scale_factor=config.scale_factor, downscale=downscale,
+                       rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
+                       should_stop=should_stop, memory_format=memory_format)
+        iterations.append(result.iterations)
+        exhausted = exhausted or result.budget_exhausted
+        log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,
+                  result.loss, result.lr, result.decays)
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled before enlarging")
+        if on_phase is not None:
+            on_phase(step, "enlarging")
+        current = enlarge(model, current, config.scale_factor, downscale, patch_size=config.patch_size,
+                          halo=net.receptive_radius, ensemble=config.self_ensemble,
+                          back_projection_iters=config.back_projection_iters, memory_format=memory_format)
+        sources.append(current)
+
+    colour = current
+    size = tuple(colour.shape[-2:])
+    if chroma is not None:
+        chroma = imresize(chroma.to(device), config.total_scale, out_size=size).clamp(0, 1)
+        colour = _ycbcr_to_rgb(torch.cat([colour, chroma], dim=1))
+    elif planes.grayscale and colour.shape[1] == 3:
+        colour = colour.mean(dim=1, keepdim=True)
+    alpha = None
+    if planes.alpha is not None:
+        alpha = imresize(planes.alpha.to(device), config.total_scale, out_size=size).clamp(0, 1)
+    expected = output_size(tuple(planes.colour.shape[-2:]), config.scale_factor)
+    for _ in range(config.scale_times - 1):
+        expected = output_size(expected, config.scale_factor)
+    assert size == expected, (size, expected)
+    return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(iterations),
+                    tuple(iterations), time.monotonic() - started, describe(device), exhausted)
+
+
+def bicubic_resize(image: Image.Image, scale: float) -> Image.Image:
+    """MATLAB-compatible bicubic enlargement of a PIL image (the baseline shown beside ZSSR)."""
+    planes = to_planes(image)
+    colour = imresize(planes.colour, scale).clamp(0, 1)
+    alpha = None if planes.alpha is None else imresize(planes.alpha, scale).clamp(0, 1)
+    return from_planes(colour, alpha)

@@ -1,0 +1,56 @@
+"""The project's exception hierarchy: one base class, one subclass per kind of failure."""
+
+
+class ZSSRError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(ZSSRError, ValueError):
+    """A configuration key is unknown, of the wrong type or out of range."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"config key {key!r}: {message}")
+        self.key = key
+
+
+class BadImageError(ZSSRError, ValueError):
+    """An input image cannot be used (unreadable, wrong type, too small or too large)."""
+
+
+class Cancelled(ZSSRError):
+    """A job was cancelled while it ran."""
+
+
+class UnknownJobError(ZSSRError, KeyError):
+    """No job with the given id exists (or its result has expired)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown job"
+
+
+class QueueFullError(ZSSRError):
+    """The job queue is at its configured bound; the client should retry later."""
+
+
+class BackendUnavailableError(ZSSRError):
+    """The job backend (e.g. Redis) cannot be reached."""
+
+
+class ImageTooLargeError(BadImageError):
+    """An upload has more bytes or more pixels than the service accepts."""
+
+
+class NotJPEGError(BadImageError):
+    """An upload is not a JPEG by its content, whatever its name or declared type."""
+
+
+class ImageTooSmallError(BadImageError):
+    """An upload (or the region asked for) is too small to enlarge meaningfully."""
+
+
+class InvalidRequestError(ZSSRError, ValueError):
+    """A request field is missing or malformed (a seed that is not a number, a region outside the photo)."""
+
+
+class JobStateError(ZSSRError):
+    """The job exists but cannot do what was asked in its present state (no result yet, already finished)."""
