@@ -1,0 +1,74 @@
+"""The job backend interface that the web layer codes against, and the choice of backend from the config."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.engine import EngineConfig
+from app.jobs.model import JobOutput, JobRequest, JobStatus
+
+# The web service enlarges 8x, in three gradual steps of 2x, as the paper does for its largest factors.
+SCALE_FACTOR = 2.0
+SCALE_TIMES = 3
+# Uploads are JPEG photos with compression noise: the paper's setting for real images adds this much noise to
+# the LR sons so that the network learns to look through JPEG blocks rather than enlarge them.
+REAL_PHOTO_NOISE_STD = 0.0125
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the backend can run jobs now, and on what."""
+
+    alive: bool
+    device: str
+    workers: int
+    queued: int
+    running: int
+    detail: str = ""
+
+
+class JobBackend(abc.ABC):
+    """Runs enlargement jobs; every method is thread-safe and answers with snapshots, never live objects.
+
+    Unknown or expired ids raise app.errors.UnknownJobError; a full queue raises app.errors.QueueFullError
+    carrying `retry_after_s`; a backend that cannot be reached raises app.errors.BackendUnavailableError.
+    """
+
+    @abc.abstractmethod
+    def submit(self, request: JobRequest) -> JobStatus:
+        """Queue a job and return its first status (queued)."""
+
+    @abc.abstractmethod
+    def status(self, job_id: str) -> JobStatus:
+        """The job's status now."""
+
+    @abc.abstractmethod
+    def wait(self, job_id: str, timeout_s: float) -> JobStatus:
+        """Block until the job has finished or `timeout_s` has passed, then return its status."""
+
+    @abc.abstractmethod
+    def output(self, job_id: str) -> JobOutput:
+        """A done job's images; app.errors.JobStateError while it is not done."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued job now or ask a running one to stop; JobStateError once it is done or failed."""
+
+    @abc.abstractmethod
+    def health(self) -> Health:
+        """Whether the backend and its workers are alive, and the device they run on."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the workers; jobs still queued or running are cancelled."""
+
+
+def service_engine_config(settings: Settings) -> EngineConfig:
+    """The engine config for web jobs: 8x, the real-photo noise (unless config.json sets one), the job budget."""
+    engine = settings.engine
+    return engine.replace(scale_factor=SCALE_FACTOR, scale_times=SCALE_TIMES,
+                          noise_std=engine.noise_std or REAL_PHOTO_NOISE_STD,
+                          time_budget_s=settings.service.job_time_budget_s)
+

@@ -1,0 +1,131 @@
+"""The job runner's plain data: what a job asks for, how far it is, and what it produced (no tensors, no HTTP)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in photo pixels (after EXIF orientation); x, y is its top-left corner."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_pil(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.x + self.width, self.y + self.height)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One enlargement: learn from `train_image` (the whole photo, downscaled) and enlarge `crop_image`.
+
+    Only these two small images are kept, not the upload, so a queued job holds little memory.
+    """
+
+    photo_size: tuple[int, int]  # the whole upload, after orientation
+    crop: Box
+    crop_image: Image.Image
+    train_image: Image.Image
+    seed: int | None = None
+    request_id: str = "-"
+
+    @classmethod
+    def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
+                   request_id: str = "-") -> "JobRequest":
+        """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
+        scale = train_max_side / max(photo.size)
+        train = photo
+        if scale < 1.0:
+            size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+            train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
+                   seed=seed, request_id=request_id)
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running job is: gradual `step` of `steps`, the iteration within it, and a time estimate."""
+
+    step: int = 0
+    steps: int = 0
+    phase: str | None = None  # "training" or "enlarging"; None before the engine starts
+    iteration: int = 0  # within the current gradual step
+    iterations: int = 0  # over all steps so far
+    loss: float | None = None
+    fraction: float = 0.0  # 0..1, an estimate
+    elapsed_s: float = 0.0
+    eta_s: float | None = None  # seconds left, an estimate; None while unknown
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job reports about its output; the PNG bytes are kept apart (see JobOutput)."""
+
+    width: int
+    height: int
+    scale: int
+    crop: Box
+    photo_size: tuple[int, int]  # the whole upload, after orientation
+    learned_from_size: tuple[int, int]  # the whole photo as the network saw it (downscaled to train_max_side)
+    seconds: float
+    iterations: int
+    iterations_per_step: tuple[int, ...]
+    device: str
+    budget_exhausted: bool
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """A finished job's images as PNG bytes: the ZSSR enlargement and the bicubic one of the same crop."""
+
+    result: JobResult
+    sr_png: bytes = field(repr=False)
+    bicubic_png: bytes = field(repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.sr_png) + len(self.bicubic_png)
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed, in words fit for the person who sent it (no stack traces)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job, safe to hand to another thread or to serialise."""
+
+    id: str
+    state: JobState
+    created_at: float  # wall-clock epoch seconds
+    progress: Progress
+    queue_position: int | None  # 1 = next to run; 0 = running; None when finished
+    crop: Box
+    photo_size: tuple[int, int]
+    cancel_requested: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: JobResult | None = None
+    error: JobError | None = None

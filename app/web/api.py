@@ -1,0 +1,191 @@
+"""The JSON API: enlarge an upload (waiting a bounded time), jobs with progress and cancelling, health checks."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+
+from flask import Blueprint, Response, g, jsonify, request, url_for
+
+from app.errors import BackendUnavailableError, InvalidRequestError
+from app.jobs import Box, JobRequest, JobState, JobStatus, JobResult, Progress
+from app.web.errors import INTERNAL_MESSAGE, error_response
+from app.web.state import current
+from app.web.uploads import choose_crop, read_photo
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__)
+
+SEED_MAX = 2**32 - 1
+
+
+@bp.post("/upscale")
+def upscale():
+    """Enlarge and answer 200 with the result, or 202 with the job's place when it takes longer than wait_s."""
+    state = current()
+    status = state.backend.submit(_job_request())
+    status = state.backend.wait(status.id, state.settings.service.wait_s)
+    if status.state is JobState.DONE:
+        body = {"id": status.id, **_result_json(status, inline=state.settings.service.base64)}
+        return jsonify(body)
+    if status.state is JobState.FAILED:
+        error = status.error
+        if error.code == "internal":
+            return error_response(500, "internal", INTERNAL_MESSAGE)
+        return error_response(400, error.code, error.message)
+    if status.state is JobState.CANCELLED:
+        return error_response(409, "cancelled", "the job was cancelled before it finished")
+    return _accepted(status)
+
+
+@bp.post("/api/jobs")
+def create_job():
+    return _accepted(current().backend.submit(_job_request()))
+
+
+@bp.get("/api/jobs/<job_id>")
+def get_job(job_id: str):
+    return jsonify(_job_json(current().backend.status(job_id)))
+
+
+@bp.delete("/api/jobs/<job_id>")
+def cancel_job(job_id: str):
+    """Cancel: a queued job at once (200), a running one at its next training iteration (202)."""
+    status = current().backend.cancel(job_id)
+    return jsonify(_job_json(status)), 202 if status.state is JobState.RUNNING else 200
+
+
+@bp.get("/api/jobs/<job_id>/result.png")
+def result_png(job_id: str):
+    return _png(current().backend.output(job_id).sr_png, f"zssr-8x-{job_id[:8]}.png")
+
+
+@bp.get("/api/jobs/<job_id>/bicubic.png")
+def bicubic_png(job_id: str):
+    return _png(current().backend.output(job_id).bicubic_png, f"bicubic-8x-{job_id[:8]}.png")
+
+
+@bp.get("/healthz")
+def healthz():
+    """Alive: the process answers. Says nothing about the workers (see /readyz)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready: the job workers are alive and the device they run on is known."""
+    health = current().backend.health()
+    if not health.alive:
+        raise BackendUnavailableError(f"the job runner is not running ({health.detail})")
+    return jsonify(status="ready", device=health.device, workers=health.workers, queued=health.queued,
+                   running=health.running)
+
+
+def _job_request() -> JobRequest:
+    service = current().settings.service
+    upload = request.files.get("image")
+    if upload is None:
+        raise InvalidRequestError("no file: send the photo as multipart/form-data field \"image\"")
+    photo = read_photo(upload.stream.read(), service)
+    seed = _int_field("seed", 0, SEED_MAX)
+    crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
+    box = choose_crop(photo.size, crop if crop is not None else service.default_crop,
+                      _int_field("x", 0, None), _int_field("y", 0, None), seed)
+    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id)
+
+
+def _int_field(name: str, lo: int, hi: int | None) -> int | None:
+    text = request.form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRequestError(f"{name} must be a whole number; got {text[:20]!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise InvalidRequestError(f"{name} must be between {lo} and {hi}; got {value}" if hi is not None
+                                  else f"{name} must be at least {lo}; got {value}")
+    return value
+
+
+def _accepted(status: JobStatus):
+    response = jsonify(_job_json(status))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_job", job_id=status.id)
+    return response
+
+
+def _png(data: bytes, filename: str) -> Response:
+    disposition = "attachment" if request.args.get("download") else "inline"
+    return Response(data, mimetype="image/png",
+                    headers={"Content-Disposition": f'{disposition}; filename="{filename}"',
+                             "Cache-Control": "private, max-age=600"})
+
+
+def _job_json(status: JobStatus) -> dict:
+    return {
+        "id": status.id,
+        "status": status.state.value,
+        "queue_position": status.queue_position,
+        "cancel_requested": status.cancel_requested,
+        "progress": _progress_json(status.progress),
+        "photo": {"width": status.photo_size[0], "height": status.photo_size[1]},
+        "crop": _box_json(status.crop),
+        "created_at": _iso(status.created_at),
+        "started_at": _iso(status.started_at),
+        "finished_at": _iso(status.finished_at),
+        "result": _result_json(status, inline=False) if status.result is not None else None,
+        "error": {"error": status.error.code, "message": status.error.message} if status.error else None,
+        "links": {"self": url_for("api.get_job", job_id=status.id)},
+    }
+
+
+def _result_json(status: JobStatus, *, inline: bool) -> dict:
+    """What was made: the enlarged crop (a URL, or base64 PNG when `inline`), and what it was learned from."""
+    result: JobResult = status.result
+    image = (base64.b64encode(current().backend.output(status.id).sr_png).decode("ascii") if inline
+             else url_for("api.result_png", job_id=status.id))
+    return {
+        "image": image,
+        "image_encoding": "base64" if inline else "url",
+        "bicubic": url_for("api.bicubic_png", job_id=status.id),
+        "width": result.width,
+        "height": result.height,
+        "scale": result.scale,
+        "crop": _box_json(result.crop),
+        "seconds": round(result.seconds, 3),
+        "iterations": result.iterations,
+        "iterations_per_step": list(result.iterations_per_step),
+        "budget_exhausted": result.budget_exhausted,
+        "device": result.device,
+        "photo": {"width": result.photo_size[0], "height": result.photo_size[1]},
+        "learned_from": {"what": "the whole photo", "width": result.learned_from_size[0],
+                         "height": result.learned_from_size[1]},
+        "enlarged": {"what": "the crop", "width": result.crop.width, "height": result.crop.height},
+    }
+
+
+def _progress_json(progress: Progress) -> dict:
+    return {
+        "step": progress.step,
+        "steps": progress.steps,
+        "phase": progress.phase,
+        "iteration": progress.iteration,
+        "iterations": progress.iterations,
+        "loss": progress.loss,
+        "fraction": round(progress.fraction, 4),
+        "elapsed_s": round(progress.elapsed_s, 2),
+        "eta_s": None if progress.eta_s is None else round(progress.eta_s, 1),
+    }
+
+
+def _box_json(box: Box) -> dict:
+    return {"x": box.x, "y": box.y, "width": box.width, "height": box.height}
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,68 @@
+"""Maps every error to HTTP in one place: typed project errors and HTTP errors become JSON {error, message}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from app.errors import (BackendUnavailableError, BadImageError, ConfigError, ImageTooLargeError,
+                        ImageTooSmallError, InvalidRequestError, JobStateError, NotJPEGError, QueueFullError,
+                        UnknownJobError, ZSSRError)
+
+log = logging.getLogger(__name__)
+
+# The first entry that the error is an instance of wins, so subclasses come before their bases.
+STATUS: tuple[tuple[type[ZSSRError], int, str], ...] = (
+    (ImageTooLargeError, 413, "too_large"),
+    (NotJPEGError, 415, "not_jpeg"),
+    (ImageTooSmallError, 400, "too_small"),
+    (BadImageError, 400, "bad_image"),
+    (InvalidRequestError, 400, "bad_request"),
+    (UnknownJobError, 404, "not_found"),
+    (JobStateError, 409, "conflict"),
+    (QueueFullError, 503, "queue_full"),
+    (BackendUnavailableError, 503, "unavailable"),
+)
+
+INTERNAL_MESSAGE = "something went wrong on the server; please try again"
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def install(app: Flask) -> None:
+    upload_limit_mb = app.extensions["zssr"].settings.service.max_MB
+
+    @app.errorhandler(ZSSRError)
+    def project_error(exc: ZSSRError):
+        for cls, status, code in STATUS:
+            if isinstance(exc, cls):
+                headers = {}
+                if isinstance(exc, QueueFullError):
+                    headers["Retry-After"] = str(int(getattr(exc, "retry_after_s", 5)))
+                log.info("%d %s: %s", status, code, exc)
+                return error_response(status, code, str(exc), headers)
+        if not isinstance(exc, ConfigError):
+            log.error("unmapped error %s: %s", type(exc).__name__, exc)
+        return internal_error(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        return error_response(413, "too_large", f"the upload is larger than {upload_limit_mb:g} MB")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}  # e.g. Allow on 405
+        return error_response(exc.code or 500, code, exc.description or exc.name, headers)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal", INTERNAL_MESSAGE)

@@ -1,0 +1,102 @@
+"""Reads an upload into an upright RGB photo (in memory only), refusing what is not a usable JPEG; picks the crop."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from typing import IO
+
+from flask import Request
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.config import ServiceConfig
+from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
+from app.jobs import Box
+
+log = logging.getLogger(__name__)
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+# Pillow names multi-picture JPEGs (many phone photos) "MPO"; the first picture is an ordinary JPEG.
+JPEG_FORMATS = ("JPEG", "MPO")
+MEGABYTE = 1_000_000
+# Room for the multipart framing and the small form fields around the file.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+class InMemoryRequest(Request):
+    """A request whose uploaded files stay in memory: nothing reaches the disk, under any name.
+
+    The body is bounded by MAX_CONTENT_LENGTH before it is read, so memory use is bounded too.
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
+
+
+def max_upload_bytes(service: ServiceConfig) -> int:
+    return int(service.max_MB * MEGABYTE)
+
+
+def read_photo(data: bytes, service: ServiceConfig) -> Image.Image:
+    """The upload as an upright RGB photo; raises a BadImageError subclass that says what is wrong."""
+    if len(data) > max_upload_bytes(service):
+        raise ImageTooLargeError(f"the file is {len(data) / MEGABYTE:.1f} MB; at most {service.max_MB:g} MB "
+                                 "is accepted")
+    if not data:
+        raise InvalidRequestError("the uploaded file is empty")
+    if not data.startswith(JPEG_MAGIC):
+        raise NotJPEGError("the file is not a JPEG photo; please upload a .jpg")
+    try:
+        image = Image.open(io.BytesIO(data), formats=JPEG_FORMATS)
+    except UnidentifiedImageError:
+        raise BadImageError("the file starts like a JPEG but cannot be read; it may be corrupt") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"the photo has too many pixels; at most {service.max_pixels:,} are accepted") \
+            from None
+    if image.format not in JPEG_FORMATS:
+        raise NotJPEGError("the file is not a JPEG photo; please upload a .jpg")
+    width, height = image.size
+    # Only the header has been read so far: refuse decompression bombs before decoding any pixels.
+    if width * height > service.max_pixels:
+        raise ImageTooLargeError(f"the photo is {width}x{height} pixels; at most {service.max_pixels:,} pixels "
+                                 "are accepted")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        log.info("unreadable JPEG: %s", exc)
+        raise BadImageError("the JPEG is truncated or corrupt; please upload the whole file") from None
+    image = _upright(image)
+    if image.mode != "RGB":
+        # Grayscale ("L") and CMYK JPEGs: Pillow's conversion (CMYK without its ICC profile, if any).
+        image = image.convert("RGB")
+    if min(image.size) < service.min_side:
+        raise ImageTooSmallError(f"the photo is {image.width}x{image.height} pixels; it needs at least "
+                                 f"{service.min_side} pixels on each side to be enlarged meaningfully")
+    return image
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation, as cameras and browsers do; a broken EXIF block is ignored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError) as exc:
+        log.info("EXIF orientation ignored: %s", exc)
+        return image
+
+
+def choose_crop(photo_size: tuple[int, int], crop: int, x: int | None, y: int | None,
+                seed: int | None) -> Box:
+    """The region to enlarge: `crop` pixels a side, shrunk to the photo; at (x, y) or at random (by `seed`)."""
+    width, height = photo_size
+    w, h = min(crop, width), min(crop, height)
+    if (x is None) != (y is None):
+        raise InvalidRequestError("give both x and y, or neither for a random region")
+    if x is None:
+        rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        x, y = rng.randrange(width - w + 1), rng.randrange(height - h + 1)
+    elif not (0 <= x <= width - w and 0 <= y <= height - h):
+        raise InvalidRequestError(f"the region {w}x{h} at ({x}, {y}) is not inside the {width}x{height} photo; "
+                                  f"x can be 0 to {width - w} and y 0 to {height - h}")
+    return Box(x, y, w, h)

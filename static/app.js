@@ -1,0 +1,300 @@
+// The upload page: checks the photo, lets the person pick the region, runs the job and shows the comparison.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const app = $("app");
+  const MAX_BYTES = Math.round(parseFloat(app.dataset.maxMb) * 1000000);
+  const MIN_SIDE = parseInt(app.dataset.minSide, 10);
+  const MAX_PIXELS = parseInt(app.dataset.maxPixels, 10);
+  const SCALE = parseInt(app.dataset.scale, 10);
+  const POLL_MS = 500;
+
+  const state = { file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null };
+
+  function show(id, visible) { $(id).hidden = !visible; }
+
+  function showError(message) {
+    $("error").textContent = message;
+    show("error", true);
+  }
+
+  function clearError() { show("error", false); }
+
+  function megabytes(bytes) { return (bytes / 1000000).toFixed(1) + " MB"; }
+
+  function cropSize() { return parseInt($("crop-size").value, 10); }
+
+  // The region actually enlarged: the chosen size, shrunk to the photo.
+  function regionSize() {
+    const size = cropSize();
+    return { width: Math.min(size, state.width), height: Math.min(size, state.height) };
+  }
+
+  async function isJpeg(file) {
+    const head = new Uint8Array(await file.slice(0, 3).arrayBuffer());
+    return head.length === 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
+  }
+
+  async function choose(file) {
+    clearError();
+    if (!file) return;
+    if (file.size > MAX_BYTES) {
+      showError(`That file is ${megabytes(file.size)}; photos up to ${megabytes(MAX_BYTES)} are accepted.`);
+      return;
+    }
+    if (!(await isJpeg(file))) {
+      showError("That file is not a JPG photo. Please choose a .jpg file.");
+      return;
+    }
+    if (state.url) URL.revokeObjectURL(state.url);
+    state.file = file;
+    state.url = URL.createObjectURL(file);
+    state.region = null;
+    const thumb = $("thumb");
+    thumb.onload = () => {
+      state.width = thumb.naturalWidth;
+      state.height = thumb.naturalHeight;
+      if (Math.min(state.width, state.height) < MIN_SIDE) {
+        showError(`That photo is ${state.width} × ${state.height} pixels; it needs at least ${MIN_SIDE} on each side.`);
+        return;
+      }
+      if (state.width * state.height > MAX_PIXELS) {
+        showError(`That photo has ${state.width} × ${state.height} pixels, more than the ${MAX_PIXELS.toLocaleString()} accepted.`);
+        return;
+      }
+      $("photo-info").textContent = `${file.name || "Photo"}: ${state.width} × ${state.height} px, ${megabytes(file.size)}`;
+      drawRegion(null);
+      show("pick", false);
+      show("result", false);
+      show("setup", true);
+    };
+    thumb.onerror = () => showError("That file could not be read as a photo. It may be damaged.");
+    thumb.src = state.url;
+  }
+
+  // Draws the region on the thumbnail in percentages, so it follows the thumbnail's displayed size.
+  function drawRegion(box) {
+    const rect = $("crop-rect");
+    if (!box) {
+      rect.hidden = true;
+      $("region-info").textContent = "Region: chosen at random. Click the photo to choose it yourself.";
+      return;
+    }
+    rect.style.left = (100 * box.x / state.width) + "%";
+    rect.style.top = (100 * box.y / state.height) + "%";
+    rect.style.width = (100 * box.width / state.width) + "%";
+    rect.style.height = (100 * box.height / state.height) + "%";
+    rect.hidden = false;
+    $("region-info").textContent = `Region: ${box.width} × ${box.height} px at (${box.x}, ${box.y}).`;
+  }
+
+  function pickRegion(event) {
+    const thumb = $("thumb");
+    const bounds = thumb.getBoundingClientRect();
+    const size = regionSize();
+    const cx = (event.clientX - bounds.left) / bounds.width * state.width;
+    const cy = (event.clientY - bounds.top) / bounds.height * state.height;
+    const clamp = (v, hi) => Math.max(0, Math.min(hi, Math.round(v)));
+    state.region = {
+      x: clamp(cx - size.width / 2, state.width - size.width),
+      y: clamp(cy - size.height / 2, state.height - size.height),
+      width: size.width, height: size.height,
+    };
+    drawRegion(state.region);
+  }
+
+  async function readJson(response) {
+    try { return await response.json(); } catch (e) { return null; }
+  }
+
+  async function start() {
+    clearError();
+    const form = new FormData();
+    form.append("image", state.file, "photo.jpg");
+    form.append("crop", String(cropSize()));
+    if (state.region) {
+      form.append("x", String(state.region.x));
+      form.append("y", String(state.region.y));
+    }
+    show("setup", false);
+    show("running", true);
+    setProgress(0, "Sending the photo…");
+    let response;
+    try {
+      response = await fetch("/api/jobs", { method: "POST", body: form });
+    } catch (e) {
+      return fail("The server could not be reached. Please check your connection and try again.");
+    }
+    const body = await readJson(response);
+    if (response.status !== 202 || !body) {
+      return fail(body && body.message ? capitalise(body.message) + "." : `The server answered ${response.status}.`);
+    }
+    state.jobId = body.id;
+    update(body);
+  }
+
+  function capitalise(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
+
+  function fail(message) {
+    stopPolling();
+    show("running", false);
+    show("setup", true);
+    showError(message);
+  }
+
+  function stopPolling() {
+    if (state.timer) clearTimeout(state.timer);
+    state.timer = null;
+  }
+
+  async function poll() {
+    let response;
+    try {
+      response = await fetch(`/api/jobs/${state.jobId}`, { cache: "no-store" });
+    } catch (e) {
+      state.timer = setTimeout(poll, POLL_MS * 4);  // a blip in the connection: keep trying
+      return;
+    }
+    const body = await readJson(response);
+    if (!response.ok || !body) {
+      return fail(body && body.message ? capitalise(body.message) + "." : `The server answered ${response.status}.`);
+    }
+    update(body);
+  }
+
+  function setProgress(fraction, text) {
+    $("bar").value = fraction;
+    $("bar").textContent = Math.round(fraction * 100) + "%";
+    $("status-line").textContent = text;
+  }
+
+  function describe(job) {
+    const p = job.progress;
+    if (job.status === "queued") {
+      const ahead = job.queue_position - 1;
+      return ahead > 0 ? `Waiting in line: ${ahead} job${ahead > 1 ? "s" : ""} ahead.` : "Starting…";
+    }
+    if (job.cancel_requested) return "Stopping…";
+    if (!p.step) return "Starting…";
+    const parts = [`Step ${p.step} of ${p.steps}`];
+    parts.push(p.phase === "enlarging" ? "enlarging" : `training, iteration ${p.iteration}`);
+    if (p.eta_s !== null && p.eta_s !== undefined) parts.push(`about ${Math.max(1, Math.round(p.eta_s))} s left`);
+    return parts.join(" · ");
+  }
+
+  function update(job) {
+    stopPolling();
+    if (job.status === "done") {
+      setProgress(1, "Done.");
+      return showResult(job.result);
+    }
+    if (job.status === "failed") {
+      return fail(job.error ? capitalise(job.error.message) + "." : "The enlargement failed.");
+    }
+    if (job.status === "cancelled") {
+      return fail("Cancelled. Nothing was kept.");
+    }
+    setProgress(job.progress.fraction, describe(job));
+    state.timer = setTimeout(poll, POLL_MS);
+  }
+
+  function showResult(result) {
+    show("running", false);
+    const crop = result.crop;
+    state.region = { x: crop.x, y: crop.y, width: crop.width, height: crop.height };
+    drawRegion(state.region);
+    $("before").src = result.bicubic;
+    $("after").src = result.image;
+    $("download").href = result.image + "?download=1";
+    $("result").dataset.cropWidth = crop.width;
+    $("result").dataset.cropHeight = crop.height;
+    const facts = [
+      ["Learned from", `${result.learned_from.what}, ${result.photo.width} × ${result.photo.height} px` +
+        (result.learned_from.width !== result.photo.width ? ` (seen at ${result.learned_from.width} × ${result.learned_from.height})` : "")],
+      ["Enlarged", `${result.enlarged.what}: ${crop.width} × ${crop.height} px at (${crop.x}, ${crop.y}) → ${result.width} × ${result.height} px (${result.scale}×)`],
+      ["Training", `${result.iterations} iterations (${result.iterations_per_step.join(" + ")} over the ${result.iterations_per_step.length} steps)` +
+        (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
+      ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
+    ];
+    const list = $("facts");
+    list.replaceChildren();
+    for (const [term, text] of facts) {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = text;
+      list.append(dt, dd);
+    }
+    show("setup", true);
+    show("result", true);
+  }
+
+  function setSlider(percent) {
+    $("after-pane").style.clipPath = `inset(0 0 0 ${percent}%)`;
+    $("divider").style.left = percent + "%";
+  }
+
+  function setView(side) {
+    $("compare").classList.toggle("slider", !side);
+    $("compare").classList.toggle("side", side);
+    $("view-slider").classList.toggle("active", !side);
+    $("view-side").classList.toggle("active", side);
+    show("slider", !side);
+  }
+
+  async function cancel() {
+    if (!state.jobId) return;
+    $("status-line").textContent = "Stopping…";
+    try {
+      await fetch(`/api/jobs/${state.jobId}`, { method: "DELETE" });
+    } catch (e) { /* the next poll tells */ }
+  }
+
+  async function loadExample() {
+    clearError();
+    try {
+      const response = await fetch($("example").dataset.src);
+      if (!response.ok) throw new Error(String(response.status));
+      const blob = await response.blob();
+      choose(new File([blob], "example.jpg", { type: "image/jpeg" }));
+    } catch (e) {
+      showError("The example photo could not be loaded.");
+    }
+  }
+
+  $("file").addEventListener("change", (event) => choose(event.target.files[0]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    choose(event.dataTransfer.files[0]);
+  });
+  $("thumb").addEventListener("click", pickRegion);
+  $("crop-size").addEventListener("change", () => {
+    if (!state.region) return;
+    // Keep the region's centre, with the new size.
+    const size = regionSize();
+    const cx = state.region.x + state.region.width / 2, cy = state.region.y + state.region.height / 2;
+    state.region = {
+      x: Math.max(0, Math.min(state.width - size.width, Math.round(cx - size.width / 2))),
+      y: Math.max(0, Math.min(state.height - size.height, Math.round(cy - size.height / 2))),
+      width: size.width, height: size.height,
+    };
+    drawRegion(state.region);
+  });
+  $("random-region").addEventListener("click", () => { state.region = null; drawRegion(null); });
+  $("other-photo").addEventListener("click", () => {
+    show("setup", false); show("result", false); show("pick", true); $("file").value = "";
+  });
+  $("start").addEventListener("click", start);
+  $("again").addEventListener("click", () => { show("result", false); state.region = null; drawRegion(null); });
+  $("cancel").addEventListener("click", cancel);
+  $("slider").addEventListener("input", (event) => setSlider(event.target.value));
+  $("view-slider").addEventListener("click", () => setView(false));
+  $("view-side").addEventListener("click", () => setView(true));
+  $("example").addEventListener("click", loadExample);
+  setSlider(50);
+})();

@@ -1,0 +1,234 @@
+"""The in-process job runner on its own: queue order and bound, cancelling, failures, expiry and caps, progress."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PIL import Image
+
+from app.config import ServiceConfig
+from app.engine import EngineConfig
+from app.errors import BadImageError, Cancelled, JobStateError, QueueFullError, UnknownJobError
+from app.jobs import Box, JobOutput, JobRequest, JobResult, JobState, MemoryBackend
+from app.jobs.progress import ProgressTracker
+from websupport import wait_for
+
+ENGINE = EngineConfig(scale_factor=2.0, scale_times=3, num_epochs=100, time_budget_s=10.0, device="cpu")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWork:
+    """Stands in for the engine: each job blocks until released (or stopped), then succeeds or raises."""
+
+    def __init__(self, png_bytes: int = 100) -> None:
+        self.started = threading.Semaphore(0)
+        self.release = threading.Event()
+        self.raises: BaseException | None = None
+        self.png_bytes = png_bytes
+
+    def __call__(self, request, config, tracker, should_stop) -> JobOutput:
+        tracker.on_phase(1, "training")
+        tracker.on_step(1, 7, 0.5, 1e-3)
+        self.started.release()
+        while not self.release.wait(0.01):
+            if should_stop():
+                raise Cancelled("stopped")
+        if self.raises is not None:
+            raise self.raises
+        crop = request.crop
+        result = JobResult(width=crop.width * 8, height=crop.height * 8, scale=8, crop=crop,
+                           photo_size=request.photo_size, learned_from_size=request.train_image.size,
+                           seconds=0.1, iterations=7, iterations_per_step=(7,), device="fake",
+                           budget_exhausted=False)
+        return JobOutput(result, b"s" * self.png_bytes, b"b" * self.png_bytes)
+
+
+def request(size=(40, 30)) -> JobRequest:
+    return JobRequest.from_photo(Image.new("RGB", size), Box(0, 0, 16, 16), train_max_side=32)
+
+
+@pytest.fixture
+def make_backend():
+    backends = []
+
+    def build(work, clock=None, **service):
+        backend = MemoryBackend(ENGINE, ServiceConfig(**service), work=work, **({"clock": clock} if clock else {}))
+        backends.append(backend)
+        return backend
+
+    yield build
+    for backend in backends:
+        backend.close()
+
+
+def test_jobs_run_in_order_with_queue_positions(make_backend):
+    work = FakeWork()
+    backend = make_backend(work, queue_size=3)
+    first, second, third = (backend.submit(request()) for _ in range(3))
+    assert work.started.acquire(timeout=5)
+    assert backend.status(first.id).state is JobState.RUNNING
+    assert backend.status(first.id).queue_position == 0
+    assert [backend.status(j.id).queue_position for j in (second, third)] == [1, 2]
+    work.release.set()
+    done = backend.wait(third.id, 10)
+    assert done.state is JobState.DONE and done.queue_position is None
+    assert done.progress.fraction == 1.0
+    assert backend.output(third.id).result.width == 128
+
+
+def test_full_queue_refuses_with_retry_after(make_backend):
+    work = FakeWork()
+    backend = make_backend(work, queue_size=2)
+    backend.submit(request())
+    backend.submit(request())
+    with pytest.raises(QueueFullError) as caught:
+        backend.submit(request())
+    assert caught.value.retry_after_s >= 1
+    work.release.set()
+
+
+def test_cancel_queued_job_at_once_and_running_job_at_its_next_check(make_backend):
+    work = FakeWork()
+    backend = make_backend(work, queue_size=4)
+    running, queued = backend.submit(request()), backend.submit(request())
+    assert work.started.acquire(timeout=5)
+    assert backend.cancel(queued.id).state is JobState.CANCELLED
+    status = backend.cancel(running.id)
+    assert status.state is JobState.RUNNING and status.cancel_requested
+    assert backend.wait(running.id, 10).state is JobState.CANCELLED
+    assert backend.cancel(running.id).state is JobState.CANCELLED  # cancelling twice is harmless
+    with pytest.raises(JobStateError):
+        backend.output(running.id)
+    # The worker is free again.
+    work.release.set()
+    assert backend.wait(backend.submit(request()).id, 10).state is JobState.DONE
+
+
+def test_cancelling_a_finished_job_is_a_conflict(make_backend):
+    work = FakeWork()
+    work.release.set()
+    backend = make_backend(work)
+    job = backend.wait(backend.submit(request()).id, 10)
+    assert job.state is JobState.DONE
+    with pytest.raises(JobStateError):
+        backend.cancel(job.id)
+
+
+@pytest.mark.parametrize("error, code", [(BadImageError("no good"), "bad_image"), (RuntimeError("secret"), "internal")])
+def test_failures_say_what_went_wrong_without_internals(make_backend, error, code):
+    work = FakeWork()
+    work.release.set()
+    work.raises = error
+    backend = make_backend(work)
+    job = backend.wait(backend.submit(request()).id, 10)
+    assert job.state is JobState.FAILED and job.error.code == code
+    assert "secret" not in job.error.message
+    assert backend.health().alive  # a failing job does not kill its worker
+
+
+def test_results_expire_after_their_time_to_live(make_backend):
+    clock, work = Clock(), FakeWork()
+    work.release.set()
+    backend = make_backend(work, clock=clock, result_ttl_s=60.0)
+    job = backend.wait(backend.submit(request()).id, 10)
+    clock.now += 59
+    assert backend.status(job.id).state is JobState.DONE
+    clock.now += 2
+    with pytest.raises(UnknownJobError):
+        backend.status(job.id)
+
+
+def test_at_most_max_results_are_kept_oldest_dropped_first(make_backend):
+    work = FakeWork()
+    work.release.set()
+    backend = make_backend(work, max_results=2)
+    ids = [backend.wait(backend.submit(request()).id, 10).id for _ in range(3)]
+    with pytest.raises(UnknownJobError):
+        backend.status(ids[0])
+    assert [backend.status(i).state for i in ids[1:]] == [JobState.DONE, JobState.DONE]
+
+
+def test_results_are_capped_in_bytes(make_backend):
+    work = FakeWork(png_bytes=300_000)  # 0.6 MB a job
+    work.release.set()
+    backend = make_backend(work, results_max_MB=1.0)
+    ids = [backend.wait(backend.submit(request()).id, 10).id for _ in range(3)]
+    with pytest.raises(UnknownJobError):
+        backend.output(ids[1])
+    assert backend.output(ids[2]).nbytes == 600_000
+
+
+def test_wait_returns_at_its_timeout_while_the_job_runs(make_backend):
+    work = FakeWork()
+    backend = make_backend(work)
+    job = backend.submit(request())
+    assert backend.wait(job.id, 0.05).state in (JobState.QUEUED, JobState.RUNNING)
+    work.release.set()
+
+
+def test_health_and_close(make_backend):
+    work = FakeWork()
+    backend = make_backend(work, workers_per_device=2, queue_size=5)
+    health = backend.health()
+    assert health.alive and health.workers == 2 and health.device.startswith("cpu")
+    jobs = [backend.submit(request()) for _ in range(3)]
+    assert work.started.acquire(timeout=5) and work.started.acquire(timeout=5)
+    backend.close()
+    assert not backend.health().alive
+    assert {backend.status(j.id).state for j in jobs} == {JobState.CANCELLED}
+    with pytest.raises(QueueFullError):
+        backend.submit(request())
+
+
+def test_unknown_job(make_backend):
+    backend = make_backend(FakeWork())
+    for call in (backend.status, backend.output, backend.cancel, lambda i: backend.wait(i, 0)):
+        with pytest.raises(UnknownJobError):
+            call("nope")
+
+
+def test_request_keeps_only_the_crop_and_a_downscaled_photo():
+    photo = Image.new("RGB", (2000, 1000), "white")
+    job = JobRequest.from_photo(photo, Box(10, 20, 64, 48), train_max_side=512, seed=3)
+    assert job.photo_size == (2000, 1000)
+    assert job.crop_image.size == (64, 48)
+    assert job.train_image.size == (512, 256)
+    small = Image.new("RGB", (300, 200))
+    assert JobRequest.from_photo(small, Box(0, 0, 64, 64), train_max_side=512).train_image.size == (300, 200)
+
+
+def test_progress_counts_steps_iterations_and_time():
+    clock = Clock()
+    tracker = ProgressTracker(steps=3, num_epochs=100, budget_s=None, clock=clock)
+    assert tracker.snapshot().step == 0 and tracker.snapshot().eta_s is None
+    tracker.on_phase(1, "training")
+    tracker.on_step(1, 50, 0.2, 1e-3)
+    clock.now += 10
+    p = tracker.snapshot()
+    assert (p.step, p.steps, p.phase, p.iteration, p.iterations) == (1, 3, "training", 50, 50)
+    assert p.fraction == pytest.approx(0.5 / 3)
+    assert p.eta_s == pytest.approx(10 * (1 - 0.5 / 3) / (0.5 / 3))
+    tracker.on_phase(1, "enlarging")
+    assert tracker.snapshot().fraction == pytest.approx(1 / 3)
+    tracker.on_step(2, 20, 0.1, 1e-3)  # a new step starts without its phase call: still counted
+    p = tracker.snapshot()
+    assert (p.step, p.phase, p.iteration, p.iterations) == (2, "training", 20, 70)
+
+
+def test_progress_follows_the_time_budget_and_never_claims_done():
+    clock = Clock()
+    tracker = ProgressTracker(steps=3, num_epochs=3000, budget_s=30.0, clock=clock)
+    tracker.on_step(1, 10, 0.2, 1e-3)
+    clock.now += 15
+    assert tracker.snapshot().fraction == pytest.approx(0.5)
+    assert tracker.snapshot().eta_s == pytest.approx(15)
+    clock.now += 100
+    assert tracker.snapshot().fraction == 0.99

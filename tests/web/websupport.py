@@ -1,0 +1,174 @@
+"""Helpers of the web and job tests: the tiny engine config, test JPEGs, an HTTP client and a gunicorn runner."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+
+# Each job well under 2 s on a loaded 2-core CPU. One torch thread: two threads slow a tiny network down
+# badly when the other core is busy.
+TINY: dict[str, Any] = {
+    "model_depth": 2, "model_width": 8, "num_epochs": 5, "min_iters": 0, "crop_size": 16,
+    "self_ensemble": False, "back_projection_iters": 1, "num_threads": 1, "seed": 0, "device": "cpu",
+    "job_time_budget_s": 30.0, "max_MB": 10.0, "max_pixels": 40_000_000, "min_side": 16,
+    "crop_sizes": [48, 64, 96, 128], "default_crop": 64, "train_max_side": 512, "wait_s": 30.0,
+    "queue_size": 8, "workers_per_device": 1, "result_ttl_s": 600.0, "max_results": 64, "base64": True,
+    "job_backend": "memory", "log_level": "INFO",
+}
+# A job that trains until it is cancelled (or its 60 s budget is spent): for cancelling and full queues.
+SLOW: dict[str, Any] = {**TINY, "num_epochs": 1_000_000, "min_iters": 1_000_000, "job_time_budget_s": 60.0}
+
+
+def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A photo-like RGB image: smooth gradients, a few edges and some texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 128 + 100 * np.sin(x / 17.0) * np.cos(y / 23.0)
+    g = 128 + 90 * np.cos((x + y) / 29.0)
+    b = np.where((x // 24 + y // 24) % 2 == 0, 60.0, 190.0)
+    rgb = np.stack([r, g, b], axis=-1) + rng.normal(0, 6, (height, width, 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
+def jpeg_bytes(width: int = 160, height: int = 120, *, mode: str = "RGB", quality: int = 85, seed: int = 0,
+               orientation: int | None = None, image: Image.Image | None = None) -> bytes:
+    """A JPEG file made with Pillow (no binary fixtures in the repository)."""
+    image = image if image is not None else make_photo(width, height, seed)
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    kwargs: dict[str, Any] = {"quality": quality}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif.tobytes()
+    image.save(buffer, format="JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+def png_of(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    image.load()
+    return image
+
+
+def upload(client, path: str = "/upscale", data: bytes | None = None, filename: str = "photo.jpg",
+           **fields: Any):
+    """POST a multipart upload through Flask's test client."""
+    form: dict[str, Any] = {k: str(v) for k, v in fields.items()}
+    if data is not None:
+        form["image"] = (io.BytesIO(data), filename, "image/jpeg")
+    return client.post(path, data=form, content_type="multipart/form-data")
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy and return it; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s")
+        time.sleep(interval_s)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Http:
+    """A minimal HTTP client on http.client (one connection per call), with multipart uploads."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.host, port = base.removeprefix("http://").split(":")
+        self.port = int(port)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout_s: float = 60.0) -> tuple[int, dict, bytes]:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def upload(self, path: str, data: bytes, **fields: Any) -> tuple[int, dict, Any]:
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, value in fields.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+                         .encode())
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+                     f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        status, headers, body = self.request("POST", path, b"".join(parts),
+                                             {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return status, headers, _json_or_bytes(headers, body)
+
+    def get_json(self, path: str) -> tuple[int, dict, Any]:
+        status, headers, body = self.request("GET", path)
+        return status, headers, _json_or_bytes(headers, body)
+
+
+def _json_or_bytes(headers: dict, body: bytes) -> Any:
+    return json.loads(body) if headers.get("content-type", "").startswith("application/json") else body
+
+
+class Gunicorn:
+    """gunicorn -c gunicorn.conf.py on a free loopback port, with a config file of its own."""
+
+    def __init__(self, workdir: Path, overrides: dict[str, Any]):
+        self.config = workdir / "config.json"
+        self.config.write_text(json.dumps(overrides))
+        self.log = workdir / "gunicorn.log"
+        self.port = free_port()
+        self.http = Http(f"http://127.0.0.1:{self.port}")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+                 f"app.web:create_app({str(self.config)!r})"],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if self.http.request("GET", "/readyz", timeout_s=5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"gunicorn not ready within {timeout_s} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
