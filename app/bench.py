@@ -56,6 +56,8 @@ def run_image(path: Path, scale: int, config: EngineConfig) -> dict:
         "bicubic_psnr": psnr_y(bicubic, hr, scale), "bicubic_ssim": ssim_y(bicubic, hr, scale),
         "seconds": result.seconds, "iterations": result.iterations,
         "iterations_per_step": list(result.iterations_per_step), "device": result.device,
+        "train_gflops": result.train_gflop / max(result.train_seconds, 1e-9),
+        "infer_gflops": result.infer_gflop / max(result.infer_seconds, 1e-9),
     }
 
 
@@ -67,6 +69,8 @@ def summarize(rows: list[dict]) -> dict:
         "median_seconds": statistics.median(r["seconds"] for r in rows),
         "total_seconds": sum(r["seconds"] for r in rows),
         "median_iterations": statistics.median(r["iterations"] for r in rows),
+        "train_gflops": statistics.median(r["train_gflops"] for r in rows),
+        "infer_gflops": statistics.median(r["infer_gflops"] for r in rows),
     }
 
 
@@ -75,16 +79,18 @@ def markdown(report: dict) -> str:
              f"Device: {report['device']}. Torch {report['torch']}. Started {report['started']}.", ""]
     for name, section in report["presets"].items():
         lines += [f"## Preset `{name}`", "",
-                  "| image | size | ZSSR PSNR | ZSSR SSIM | bicubic PSNR | bicubic SSIM | seconds | iterations |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| image | size | ZSSR PSNR | ZSSR SSIM | bicubic PSNR | bicubic SSIM | seconds | iterations "
+                  "| train GFLOP/s | infer GFLOP/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in section["images"]:
             its = "+".join(map(str, r["iterations_per_step"]))
             lines.append(f"| {r['image']} | {r['size']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                         f"{r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | {r['seconds']:.1f} | {its} |")
+                         f"{r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | {r['seconds']:.1f} | {its} | "
+                         f"{r['train_gflops']:.0f} | {r['infer_gflops']:.0f} |")
         s = section["summary"]
         lines += [f"| **mean / median** | | **{s['psnr']:.2f}** | **{s['ssim']:.4f}** | {s['bicubic_psnr']:.2f} | "
                   f"{s['bicubic_ssim']:.4f} | **{s['median_seconds']:.1f}** (median) | "
-                  f"{s['median_iterations']:.0f} (median) |", ""]
+                  f"{s['median_iterations']:.0f} (median) | {s['train_gflops']:.0f} | {s['infer_gflops']:.0f} |", ""]
     names = list(report["presets"])
     if len(names) > 1:
         base = report["presets"][names[0]]["summary"]

@@ -24,6 +24,8 @@ class TrainResult:
     loss: float
     lr: float
     budget_exhausted: bool
+    seconds: float = 0.0
+    pixels: int = 0  # HR pixels seen by the network (for throughput figures)
     decays: list[int] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
 
@@ -62,7 +64,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     policy = LearningRatePolicy(config)
     optimizer = torch.optim.Adam(net.parameters(), lr=policy.lr)
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
-    loss_value, iteration, exhausted = float("nan"), 0, False
+    loss_value, iteration, exhausted, pixels = float("nan"), 0, False, 0
+    started = time.monotonic()
     net.train()
     for iteration in range(1, config.num_epochs + 1):
         if should_stop is not None and should_stop():
@@ -70,6 +73,7 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple)
         son = lr_son(hr_father, scale_factor, downscale, config.noise_std, generator)
         son = son.contiguous(memory_format=memory_format)
+        pixels += hr_father.shape[0] * hr_father.shape[-2] * hr_father.shape[-1]
         loss = F.l1_loss(net(son), hr_father)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,4 +94,5 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             exhausted = iteration < config.num_epochs
             break
     net.eval()
-    return TrainResult(iteration, loss_value, policy.lr, exhausted, policy.decays, policy.errors)
+    return TrainResult(iteration, loss_value, policy.lr, exhausted, time.monotonic() - started, pixels,
+                       policy.decays, policy.errors)

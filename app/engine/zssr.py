@@ -36,6 +36,10 @@ class SRResult:
     seconds: float
     device: str
     budget_exhausted: bool
+    train_seconds: float = 0.0
+    train_gflop: float = 0.0  # forward + backward, counted as 3x the forward FLOPs
+    infer_seconds: float = 0.0
+    infer_gflop: float = 0.0
 
 
 class _Autocast(torch.nn.Module):
@@ -129,6 +133,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     sources = [training_source]
     iterations: list[int] = []
     exhausted = False
+    train_seconds = train_pixels = infer_seconds = infer_pixels = 0.0
     budget_end = started + config.time_budget_s if config.time_budget_s else None
 
     for step in range(1, config.scale_times + 1):
@@ -150,6 +155,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format)
         iterations.append(result.iterations)
+        train_seconds += result.seconds
+        train_pixels += result.pixels
         exhausted = exhausted or result.budget_exhausted
         log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,
                   result.loss, result.lr, result.decays)
@@ -157,9 +164,13 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             raise Cancelled("cancelled before enlarging")
         if on_phase is not None:
             on_phase(step, "enlarging")
+        enlarge_started = time.monotonic()
         current = enlarge(model, current, config.scale_factor, downscale, patch_size=config.patch_size,
                           halo=net.receptive_radius, ensemble=config.self_ensemble,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
+        _synchronize(device)
+        infer_seconds += time.monotonic() - enlarge_started
+        infer_pixels += current.shape[-2] * current.shape[-1] * (8 if config.self_ensemble else 1)
         sources.append(current)
 
     colour = current
@@ -177,7 +188,14 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         expected = output_size(expected, config.scale_factor)
     assert size == expected, (size, expected)
     return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(iterations),
-                    tuple(iterations), time.monotonic() - started, describe(device), exhausted)
+                    tuple(iterations), time.monotonic() - started, describe(device), exhausted,
+                    train_seconds, 3 * net.flops_per_pixel * train_pixels / 1e9, infer_seconds,
+                    net.flops_per_pixel * infer_pixels / 1e9)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def bicubic_resize(image: Image.Image, scale: float) -> Image.Image:
