@@ -8,7 +8,7 @@ import random
 from typing import IO
 
 from flask import Request
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from app.config import ServiceConfig
 from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
@@ -17,7 +17,8 @@ from app.jobs import Box
 log = logging.getLogger(__name__)
 
 JPEG_MAGIC = b"\xff\xd8\xff"
-# Pillow names multi-picture JPEGs (many phone photos) "MPO"; the first picture is an ordinary JPEG.
+# Pillow opens multi-picture JPEGs (many phone photos) with its JPEG plugin and names them "MPO"; their first
+# picture is an ordinary JPEG.
 JPEG_FORMATS = ("JPEG", "MPO")
 MEGABYTE = 1_000_000
 # Room for the multipart framing and the small form fields around the file.
@@ -49,11 +50,13 @@ def read_photo(data: bytes, service: ServiceConfig) -> Image.Image:
     if not data.startswith(JPEG_MAGIC):
         raise NotJPEGError("the file is not a JPEG photo; please upload a .jpg")
     try:
-        image = Image.open(io.BytesIO(data), formats=JPEG_FORMATS)
-    except UnidentifiedImageError:
-        raise BadImageError("the file starts like a JPEG but cannot be read; it may be corrupt") from None
+        image = Image.open(io.BytesIO(data), formats=["JPEG"])
     except Image.DecompressionBombError:
         raise ImageTooLargeError(f"the photo has too many pixels; at most {service.max_pixels:,} are accepted") \
+            from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # UnidentifiedImageError is an OSError
+        log.info("unreadable JPEG header: %s", exc)
+        raise BadImageError("the file starts like a JPEG but cannot be read; it may be truncated or corrupt") \
             from None
     if image.format not in JPEG_FORMATS:
         raise NotJPEGError("the file is not a JPEG photo; please upload a .jpg")

@@ -90,6 +90,17 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
         time.sleep(interval_s)
 
 
+def multipart(data: bytes, **fields: Any) -> tuple[bytes, str]:
+    """A multipart/form-data body with the photo as field "image", and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+                 f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,16 +126,8 @@ class Http:
             connection.close()
 
     def upload(self, path: str, data: bytes, **fields: Any) -> tuple[int, dict, Any]:
-        boundary = uuid.uuid4().hex
-        parts = []
-        for name, value in fields.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                         .encode())
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
-                     f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
-        parts.append(f"--{boundary}--\r\n".encode())
-        status, headers, body = self.request("POST", path, b"".join(parts),
-                                             {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        body, content_type = multipart(data, **fields)
+        status, headers, body = self.request("POST", path, body, {"Content-Type": content_type})
         return status, headers, _json_or_bytes(headers, body)
 
     def get_json(self, path: str) -> tuple[int, dict, Any]:

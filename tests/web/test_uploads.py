@@ -1,0 +1,135 @@
+"""Reading uploads: what is a usable JPEG, what is refused and why, orientation and colour, the crop's place."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pytest
+from PIL import Image
+
+from app.config import ServiceConfig
+from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
+from app.jobs import Box
+from app.web.uploads import choose_crop, read_photo
+from websupport import jpeg_bytes
+
+SERVICE = ServiceConfig()
+
+
+def with_size_in_header(data: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with its frame header (SOF0) claiming another size; the pixel data is unchanged."""
+    at = data.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height and width
+    return data[:at] + struct.pack(">HH", height, width) + data[at + 4:]
+
+
+def test_reads_a_jpeg_as_rgb():
+    photo = read_photo(jpeg_bytes(160, 120), SERVICE)
+    assert photo.mode == "RGB" and photo.size == (160, 120)
+
+
+def test_png_named_jpg_is_not_a_jpeg():
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="PNG")
+    with pytest.raises(NotJPEGError):
+        read_photo(buffer.getvalue(), SERVICE)
+
+
+def test_text_is_not_a_jpeg():
+    with pytest.raises(NotJPEGError):
+        read_photo(b"hello, this is not a photo at all", SERVICE)
+
+
+def test_empty_file():
+    with pytest.raises(InvalidRequestError):
+        read_photo(b"", SERVICE)
+
+
+@pytest.mark.parametrize("cut", [0.2, 0.6, 0.9])
+def test_truncated_jpeg_is_refused(cut):
+    data = jpeg_bytes(200, 150, quality=95)
+    with pytest.raises(BadImageError) as caught:
+        read_photo(data[: int(len(data) * cut)], SERVICE)
+    assert not isinstance(caught.value, NotJPEGError)
+
+
+def test_jpeg_magic_followed_by_garbage_is_corrupt():
+    with pytest.raises(BadImageError) as caught:
+        read_photo(b"\xff\xd8\xff" + bytes(range(256)) * 20, SERVICE)
+    assert type(caught.value) is BadImageError
+
+
+def test_more_bytes_than_max_mb():
+    data = jpeg_bytes(200, 150)
+    with pytest.raises(ImageTooLargeError, match="MB"):
+        read_photo(data, ServiceConfig(max_MB=len(data) / 1e6 * 0.9))
+
+
+def test_too_many_pixels_refused_from_the_header_alone():
+    # 7000x7000 claimed by a small file: decoding it would fail as truncated (400); the header check says 413.
+    bomb = with_size_in_header(jpeg_bytes(64, 64), 7000, 7000)
+    assert Image.open(io.BytesIO(bomb)).size == (7000, 7000)
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        read_photo(bomb, SERVICE)
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        read_photo(jpeg_bytes(200, 150), ServiceConfig(max_pixels=200 * 150 - 1))
+
+
+def test_exif_orientation_is_applied():
+    stored = Image.new("RGB", (40, 20), (255, 0, 0))
+    stored.paste((0, 0, 255), (20, 0, 40, 20))  # left half red, right half blue
+    photo = read_photo(jpeg_bytes(image=stored, orientation=6), SERVICE)  # 6: shown turned 90 degrees clockwise
+    assert photo.size == (20, 40)
+    top, bottom = photo.getpixel((10, 5)), photo.getpixel((10, 35))
+    assert top[0] > 200 and top[2] < 60, top
+    assert bottom[2] > 200 and bottom[0] < 60, bottom
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    cmyk = Image.new("CMYK", (40, 30), (0, 255, 255, 0))  # red
+    photo = read_photo(jpeg_bytes(image=cmyk, mode="CMYK"), SERVICE)
+    assert photo.mode == "RGB"
+    r, g, b = photo.getpixel((20, 15))
+    assert r > 230 and g < 30 and b < 30
+
+
+def test_grayscale_jpeg_becomes_rgb():
+    photo = read_photo(jpeg_bytes(64, 48, mode="L"), SERVICE)
+    assert photo.mode == "RGB"
+    r, g, b = photo.getpixel((10, 10))
+    assert r == g == b
+
+
+def test_photo_too_small_to_enlarge():
+    with pytest.raises(ImageTooSmallError, match="at least 16"):
+        read_photo(jpeg_bytes(15, 200), SERVICE)
+    assert read_photo(jpeg_bytes(16, 16), SERVICE).size == (16, 16)
+
+
+def test_random_crop_is_inside_and_follows_the_seed():
+    boxes = {choose_crop((300, 200), 64, None, None, seed) for seed in range(20)}
+    assert len(boxes) > 10
+    for box in boxes:
+        assert 0 <= box.x <= 236 and 0 <= box.y <= 136 and (box.width, box.height) == (64, 64)
+    assert choose_crop((300, 200), 64, None, None, 7) == choose_crop((300, 200), 64, None, None, 7)
+
+
+def test_crop_shrinks_to_a_small_photo():
+    assert choose_crop((50, 30), 64, None, None, 0) == Box(0, 0, 50, 30)
+    assert choose_crop((100, 30), 64, 36, 0, None) == Box(36, 0, 64, 30)
+
+
+def test_chosen_crop_must_lie_inside_the_photo():
+    assert choose_crop((300, 200), 64, 236, 136, None) == Box(236, 136, 64, 64)
+    with pytest.raises(InvalidRequestError, match="x can be 0 to 236"):
+        choose_crop((300, 200), 64, 237, 0, None)
+    with pytest.raises(InvalidRequestError, match="both x and y"):
+        choose_crop((300, 200), 64, 10, None, None)
+
+
+def test_multi_picture_jpeg_from_a_phone_is_read():
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", (64, 48), (0, 200, 0)), Image.new("RGB", (64, 48), (200, 0, 0))
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    photo = read_photo(buffer.getvalue(), SERVICE)
+    assert photo.size == (64, 48) and photo.getpixel((5, 5))[1] > 150
