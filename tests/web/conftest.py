@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -10,15 +9,6 @@ import pytest
 from app.config import load_settings
 from app.web import close_app, create_app
 from websupport import TINY, Gunicorn
-
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Warnings are errors in these tests."""
-    for item in items:
-        if HERE in Path(item.path).parents:
-            item.add_marker(pytest.mark.filterwarnings("error"))
 
 
 @pytest.fixture
