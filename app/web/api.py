@@ -91,7 +91,7 @@ def _job_request() -> JobRequest:
     photo = read_photo(upload.stream.read(), service)
     seed = _int_field("seed", 0, SEED_MAX)
     crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
-    box = choose_crop(photo.size, crop if crop is not None else service.default_crop,
+    box = choose_crop(photo, crop if crop is not None else service.default_crop,
                       _int_field("x", 0, None), _int_field("y", 0, None), seed)
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id)
 

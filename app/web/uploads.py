@@ -8,7 +8,7 @@ import random
 from typing import IO
 
 from flask import Request
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageStat
 
 from app.config import ServiceConfig
 from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
@@ -21,6 +21,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 # picture is an ordinary JPEG.
 JPEG_FORMATS = ("JPEG", "MPO")
 MEGABYTE = 1_000_000
+RANDOM_CANDIDATES = 8
 # Room for the multipart framing and the small form fields around the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
 
@@ -89,17 +90,27 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def choose_crop(photo_size: tuple[int, int], crop: int, x: int | None, y: int | None,
-                seed: int | None) -> Box:
-    """The region to enlarge: `crop` pixels a side, shrunk to the photo; at (x, y) or at random (by `seed`)."""
-    width, height = photo_size
+def choose_crop(photo: Image.Image, crop: int, x: int | None, y: int | None, seed: int | None) -> Box:
+    """The region to enlarge: `crop` pixels a side, shrunk to the photo; at (x, y) or at random (by `seed`).
+
+    A random region is the most detailed of a few random candidates: a flat patch of sky enlarges the same
+    whatever the method, and would show the person nothing.
+    """
+    width, height = photo.size
     w, h = min(crop, width), min(crop, height)
     if (x is None) != (y is None):
         raise InvalidRequestError("give both x and y, or neither for a random region")
     if x is None:
         rng = random.Random(seed) if seed is not None else random.SystemRandom()
-        x, y = rng.randrange(width - w + 1), rng.randrange(height - h + 1)
-    elif not (0 <= x <= width - w and 0 <= y <= height - h):
+        candidates = [Box(rng.randrange(width - w + 1), rng.randrange(height - h + 1), w, h)
+                      for _ in range(RANDOM_CANDIDATES)]
+        return max(candidates, key=lambda box: _detail(photo, box))
+    if not (0 <= x <= width - w and 0 <= y <= height - h):
         raise InvalidRequestError(f"the region {w}x{h} at ({x}, {y}) is not inside the {width}x{height} photo; "
                                   f"x can be 0 to {width - w} and y 0 to {height - h}")
     return Box(x, y, w, h)
+
+
+def _detail(photo: Image.Image, box: Box) -> float:
+    """How much is going on in a region: the spread of its brightness."""
+    return ImageStat.Stat(photo.crop(box.as_pil()).convert("L")).stddev[0]

@@ -12,7 +12,7 @@ from app.config import ServiceConfig
 from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
 from app.jobs import Box
 from app.web.uploads import choose_crop, read_photo
-from websupport import jpeg_bytes
+from websupport import jpeg_bytes, make_photo
 
 SERVICE = ServiceConfig()
 
@@ -107,24 +107,33 @@ def test_photo_too_small_to_enlarge():
 
 
 def test_random_crop_is_inside_and_follows_the_seed():
-    boxes = {choose_crop((300, 200), 64, None, None, seed) for seed in range(20)}
+    photo = make_photo(300, 200)
+    boxes = {choose_crop(photo, 64, None, None, seed) for seed in range(20)}
     assert len(boxes) > 10
     for box in boxes:
         assert 0 <= box.x <= 236 and 0 <= box.y <= 136 and (box.width, box.height) == (64, 64)
-    assert choose_crop((300, 200), 64, None, None, 7) == choose_crop((300, 200), 64, None, None, 7)
+    assert choose_crop(photo, 64, None, None, 7) == choose_crop(photo, 64, None, None, 7)
+
+
+def test_random_crop_prefers_detail_to_a_flat_patch():
+    photo = Image.new("RGB", (400, 100), (120, 160, 200))  # sky on the left...
+    photo.paste(make_photo(100, 100), (300, 0))  # ...and something to see on the right
+    boxes = [choose_crop(photo, 64, None, None, seed) for seed in range(10)]
+    assert sum(box.x > 236 for box in boxes) >= 8, boxes
 
 
 def test_crop_shrinks_to_a_small_photo():
-    assert choose_crop((50, 30), 64, None, None, 0) == Box(0, 0, 50, 30)
-    assert choose_crop((100, 30), 64, 36, 0, None) == Box(36, 0, 64, 30)
+    assert choose_crop(Image.new("RGB", (50, 30)), 64, None, None, 0) == Box(0, 0, 50, 30)
+    assert choose_crop(Image.new("RGB", (100, 30)), 64, 36, 0, None) == Box(36, 0, 64, 30)
 
 
 def test_chosen_crop_must_lie_inside_the_photo():
-    assert choose_crop((300, 200), 64, 236, 136, None) == Box(236, 136, 64, 64)
+    photo = Image.new("RGB", (300, 200))
+    assert choose_crop(photo, 64, 236, 136, None) == Box(236, 136, 64, 64)
     with pytest.raises(InvalidRequestError, match="x can be 0 to 236"):
-        choose_crop((300, 200), 64, 237, 0, None)
+        choose_crop(photo, 64, 237, 0, None)
     with pytest.raises(InvalidRequestError, match="both x and y"):
-        choose_crop((300, 200), 64, 10, None, None)
+        choose_crop(photo, 64, 10, None, None)
 
 
 def test_multi_picture_jpeg_from_a_phone_is_read():
