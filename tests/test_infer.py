@@ -1,0 +1,209 @@
+"""Inference: tiling equals the whole image, the self-ensemble and its median, back-projection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from app.engine.config import EngineConfig
+from app.engine.dihedral import DIHEDRAL
+from app.engine.infer import back_project, enlarge, self_ensemble, tile_forward
+from app.engine.network import ZSSRNet
+from app.engine.pairs import make_downscale, upscale
+from app.engine.resize import imresize
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class PositionalBias(nn.Module):
+    """Adds a pattern fixed to the input's own rows and columns, so each dihedral view gets a different answer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        i = torch.arange(h, dtype=x.dtype)[:, None]
+        j = torch.arange(w, dtype=x.dtype)[None, :]
+        return x + 0.15 * torch.sin(0.8 * i + 0.3 * j + 0.05 * i * j)
+
+
+def smooth_lr(h: int = 9, w: int = 14, seed: int = 0) -> torch.Tensor:
+    """(1, 3, h, w) in [0.2, 0.8]: a smooth random image whose bicubic enlargement stays inside [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, 4, 5, generator=g, dtype=torch.float64)
+    return (0.2 + 0.6 * imresize(coarse, out_size=(h, w))).clamp(0.2, 0.8)
+
+
+def random_net(depth: int = 3, width: int = 8, seed: int = 0) -> ZSSRNet:
+    torch.manual_seed(seed)
+    net = ZSSRNet(EngineConfig(model_depth=depth, model_width=width)).double().eval()
+    with torch.no_grad():
+        net.layers[-1].weight.mul_(20)  # make the residual large enough to matter
+    return net
+
+
+def test_self_ensemble_of_identity_returns_the_input():
+    x = torch.rand(1, 3, 5, 8)
+    outputs = self_ensemble(Identity(), x)
+    assert len(outputs) == 8
+    for out in outputs:
+        assert torch.equal(out, x)
+    single = self_ensemble(Identity(), x, enabled=False)
+    assert len(single) == 1 and torch.equal(single[0], x)
+
+
+def test_self_ensemble_maps_each_view_back():
+    x = torch.rand(1, 1, 6, 9, dtype=torch.float64)
+    outputs = self_ensemble(PositionalBias(), x)
+    for out in outputs:
+        assert out.shape == x.shape
+    assert not torch.equal(outputs[0], outputs[1])
+    forward, inverse = DIHEDRAL[5]
+    torch.testing.assert_close(outputs[5], inverse(PositionalBias()(forward(x))))
+    assert torch.equal(self_ensemble(PositionalBias(), x, enabled=False)[0], PositionalBias()(x))
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_enlarge_with_identity_network_is_bicubic(ensemble):
+    lr = smooth_lr()
+    sr = enlarge(Identity(), lr, 2.0, make_downscale(2.0, None), patch_size=512, halo=0, ensemble=ensemble,
+                 back_projection_iters=0)
+    assert sr.shape == (1, 3, 18, 28)
+    torch.testing.assert_close(sr, imresize(lr, 2.0).clamp(0, 1), atol=1e-9, rtol=0)
+
+
+def test_back_projection_makes_the_identity_result_consistent_with_the_input():
+    lr = smooth_lr(10, 13, seed=1)
+    downscale = make_downscale(2.0, None)
+    plain = enlarge(Identity(), lr, 2.0, downscale, patch_size=512, halo=0, ensemble=True,
+                    back_projection_iters=0)
+    projected = enlarge(Identity(), lr, 2.0, downscale, patch_size=512, halo=0, ensemble=True,
+                        back_projection_iters=10)
+    before = (downscale(plain) - lr).abs().max().item()
+    after = (downscale(projected) - lr).abs().max().item()
+    assert before > 1e-3  # bicubic up then down is not the identity
+    assert after < 1e-3 and after < before / 10
+
+
+def test_back_projection_after_the_median_makes_the_ensemble_consistent():
+    lr = smooth_lr(10, 13, seed=6)
+    downscale = make_downscale(2.0, None)
+    sr = enlarge(PositionalBias(), lr, 2.0, downscale, patch_size=512, halo=0, ensemble=True,
+                 back_projection_iters=10)
+    plain = enlarge(PositionalBias(), lr, 2.0, downscale, patch_size=512, halo=0, ensemble=True,
+                    back_projection_iters=0)
+    assert (downscale(plain) - lr).abs().max() > 0.05
+    assert (downscale(sr) - lr).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("patch_size", [12, 16, 25])
+@pytest.mark.parametrize("shape", [(45, 37), (10, 41), (33, 16)])
+def test_tiled_equals_untiled(patch_size, shape):
+    net = random_net()
+    x = torch.rand(1, 3, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(patch_size))
+    whole = net(x)
+    tiled = tile_forward(net, x, patch_size, net.receptive_radius)
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
+    assert (whole - x).abs().max() > 1e-2  # the residual is not negligible, so a seam would show
+
+
+def test_tiling_without_enough_halo_leaves_seams():
+    """The halo is what makes tiling exact: a zero halo with the same windows does differ from the whole."""
+    net = random_net()
+    x = torch.rand(1, 3, 40, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert (tile_forward(net, x, 16, 0) - net(x)).abs().max() > 1e-4
+
+
+def test_tile_forward_refuses_a_patch_within_the_receptive_field():
+    net = random_net()
+    with pytest.raises(ValueError):
+        tile_forward(net, torch.rand(1, 3, 20, 20, dtype=torch.float64), 7, 3)
+
+
+def test_tile_forward_on_an_image_smaller_than_a_tile_is_one_call():
+    calls = []
+
+    def forward(x):
+        calls.append(x.shape)
+        return x * 2
+
+    x = torch.rand(1, 3, 10, 12)
+    assert torch.equal(tile_forward(forward, x, 12, 2), x * 2)
+    assert calls == [x.shape]
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_enlarge_tiled_equals_untiled(ensemble):
+    net = random_net(depth=3)
+    lr = smooth_lr(15, 21, seed=2)
+    downscale = make_downscale(2.0, None)
+    kwargs = dict(halo=net.receptive_radius, ensemble=ensemble, back_projection_iters=2)
+    whole = enlarge(net, lr, 2.0, downscale, patch_size=512, **kwargs)
+    tiled = enlarge(net, lr, 2.0, downscale, patch_size=14, **kwargs)
+    assert whole.shape == (1, 3, 30, 42)
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
+
+
+def test_ensemble_output_is_the_true_median_of_the_eight():
+    lr = smooth_lr(8, 11, seed=3)
+    net = PositionalBias()
+    sr = enlarge(net, lr, 2.0, make_downscale(2.0, None), patch_size=512, halo=0, ensemble=True,
+                 back_projection_iters=0)
+    views = []
+    for forward, inverse in DIHEDRAL:
+        view = forward(lr)
+        interpolated = imresize(view, 2.0)
+        views.append(inverse(net(interpolated).clamp(0, 1)).numpy())
+    views = np.stack(views)
+    assert np.ptp(views, axis=0).max() > 0.05  # the eight answers really differ
+    expected = np.median(views, axis=0)  # numpy's median: the mean of the two middle values of eight
+    np.testing.assert_allclose(sr.numpy(), expected, atol=1e-9)
+    assert np.abs(views.mean(axis=0) - expected).max() > 1e-3  # and it is not the mean
+
+
+def test_enlarge_without_ensemble_uses_the_plain_view():
+    lr = smooth_lr(8, 11, seed=4)
+    net = PositionalBias()
+    sr = enlarge(net, lr, 2.0, make_downscale(2.0, None), patch_size=512, halo=0, ensemble=False,
+                 back_projection_iters=0)
+    torch.testing.assert_close(sr, net(imresize(lr, 2.0)).clamp(0, 1), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [2.0, 3.0, 1.5])
+def test_enlarge_output_size_for_non_integer_and_odd_sizes(scale):
+    lr = smooth_lr(7, 10)
+    sr = enlarge(Identity(), lr, scale, make_downscale(scale, None), patch_size=512, halo=0, ensemble=True,
+                 back_projection_iters=1)
+    assert sr.shape[-2:] == (math.ceil(7 * scale - 1e-9), math.ceil(10 * scale - 1e-9))
+
+
+def test_back_project_reduces_the_reconstruction_error():
+    g = torch.Generator().manual_seed(5)
+    hr = (0.2 + 0.6 * imresize(torch.rand(1, 3, 6, 8, generator=g, dtype=torch.float64), out_size=(24, 32)))
+    downscale = make_downscale(2.0, None)
+    lr = downscale(hr)
+    guess = (upscale(lr, 2.0, (24, 32)) + 0.05 * torch.randn(1, 3, 24, 32, generator=g, dtype=torch.float64))
+    guess = guess.clamp(0, 1)
+
+    def error(sr):
+        return (downscale(sr) - lr).pow(2).mean().item()
+
+    errors = [error(back_project(guess.clone(), lr, 2.0, downscale, n)) for n in (0, 1, 3, 10)]
+    assert errors[0] == pytest.approx(error(guess))
+    assert errors[1] < errors[0] and errors[2] < errors[1] and errors[3] < errors[2]
+    assert errors[3] < errors[0] / 20
+    # It also moves the guess towards the true HR image, not just anywhere consistent.
+    projected = back_project(guess.clone(), lr, 2.0, downscale, 10)
+    assert (projected - hr).pow(2).mean() < (guess - hr).pow(2).mean()
+    assert projected.min() >= 0 and projected.max() <= 1
+
+
+def test_back_project_with_zero_iterations_is_the_identity():
+    sr = torch.rand(1, 3, 8, 8)
+    assert torch.equal(back_project(sr, torch.rand(1, 3, 4, 4), 2.0, make_downscale(2.0, None), 0), sr)

@@ -1,0 +1,121 @@
+"""The authors' learning-rate policy: decay on a flat error curve, not on a steep fall; timing rules; stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.engine.config import EngineConfig
+from app.engine.lr_policy import LearningRatePolicy
+
+
+def config(**changes) -> EngineConfig:
+    base = dict(lr=1e-3, lr_decay=0.1, lr_stop=9e-6, lr_decay_ratio=1.5, lr_decay_range=40, lr_decay_step=10,
+                eval_every=1, min_iters=0)
+    return EngineConfig(**{**base, **changes})
+
+
+def run(policy: LearningRatePolicy, curve, iterations: int, eval_every: int = 1) -> list[float]:
+    """Feed `curve(i)` at every `eval_every`-th iteration and step the policy; returns the lr after each."""
+    rates = []
+    for i in range(1, iterations + 1):
+        if i % eval_every == 0:
+            policy.record(i, curve(i))
+        rates.append(policy.step(i))
+    return rates
+
+
+def noisy_flat(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda i: 0.05 + 0.002 * rng.standard_normal()
+
+
+def steep_fall(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda i: 1.0 - 0.01 * i + 0.002 * rng.standard_normal()
+
+
+def test_decays_on_a_flat_noisy_curve():
+    policy = LearningRatePolicy(config())
+    rates = run(policy, lambda i: 0.05 + 0.002 * (-1) ** i, 10)
+    assert policy.decays == [10]
+    assert rates[:9] == [1e-3] * 9
+    assert rates[9] == pytest.approx(1e-4)
+    assert policy.lr == pytest.approx(1e-4)
+
+
+def test_does_not_decay_on_a_steep_fall():
+    policy = LearningRatePolicy(config())
+    rates = run(policy, steep_fall(), 200)
+    assert policy.decays == []
+    assert set(rates) == {1e-3}
+
+
+def test_decays_on_a_rising_curve():
+    policy = LearningRatePolicy(config())
+    run(policy, lambda i: 0.01 + 0.001 * i, 10)
+    assert policy.decays == [10]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flat_curves_decay_and_falls_do_not_across_noise(seed):
+    # Pure noise can look like a fall over one window, so allow a few checks; a real fall never decays.
+    flat = LearningRatePolicy(config())
+    run(flat, noisy_flat(seed), 40)
+    assert flat.decays and all(d % 10 == 0 for d in flat.decays)
+    falling = LearningRatePolicy(config())
+    run(falling, steep_fall(seed), 40)
+    assert not falling.decays
+
+
+def test_only_the_recent_window_counts():
+    # A long steep fall, then a plateau longer than lr_decay_range: the plateau decides, so it decays.
+    plateau = LearningRatePolicy(config(lr_decay_range=20, lr_stop=0.0))
+    run(plateau, lambda i: max(1.0 - 0.01 * i, 0.5) + 0.001 * (-1) ** i, 80)
+    assert plateau.decays and plateau.decays[0] > 50
+    # A long plateau (decaying every check), then a steep fall: once the window holds only the fall, no decay.
+    dive = LearningRatePolicy(config(lr_decay_range=20, lr_stop=0.0))
+    run(dive, lambda i: 0.8 + 0.001 * (-1) ** i if i <= 100 else 0.8 - 0.01 * (i - 100), 160)
+    assert dive.decays[:10] == list(range(10, 101, 10))
+    assert [d for d in dive.decays if d > 110] == []
+
+
+def test_checks_only_every_lr_decay_step():
+    policy = LearningRatePolicy(config(lr_decay_step=7, lr_stop=0.0))
+    run(policy, lambda i: 0.05 + 0.002 * (-1) ** i, 60)
+    assert policy.decays == [7, 14, 21, 28, 35, 42, 49, 56]
+
+
+def test_respects_min_iters_after_the_start_and_after_each_decay():
+    policy = LearningRatePolicy(config(min_iters=30, lr_decay_step=10, lr_stop=0.0))
+    run(policy, lambda i: 0.05 + 0.002 * (-1) ** i, 130)
+    # The first check more than 30 iterations after the start is at 40, then 80 (70 - 40 is not more than 30).
+    assert policy.decays == [40, 80, 120]
+
+
+def test_needs_enough_points_for_a_fit():
+    policy = LearningRatePolicy(config(lr_decay_step=10))
+    run(policy, lambda i: 0.05 + 0.002 * (-1) ** (i // 10), 30, eval_every=10)  # three points by iteration 30
+    assert policy.decays == []
+    assert policy.slope_and_std(30) is None
+
+
+def test_slope_is_error_against_iteration():
+    policy = LearningRatePolicy(config(lr_decay_range=100))
+    for i in range(1, 21):
+        policy.record(i, 3.0 - 0.25 * i)
+    slope, std = policy.slope_and_std(20)
+    assert slope == pytest.approx(-0.25)
+    assert std == pytest.approx(0.0, abs=1e-9)
+
+
+def test_finished_once_below_lr_stop():
+    policy = LearningRatePolicy(config(lr=1e-3, lr_decay=0.1, lr_stop=9e-6, lr_decay_step=10))
+    assert not policy.finished
+    for i in range(1, 31):
+        policy.record(i, 0.05 + 0.002 * np.sin(3.0 * i))
+        policy.step(i)
+        if i == 20:
+            assert policy.lr == pytest.approx(1e-5) and not policy.finished
+    assert policy.lr == pytest.approx(1e-6)
+    assert policy.finished
