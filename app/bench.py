@@ -24,6 +24,7 @@ from app.engine.metrics import psnr_y, ssim_y
 from app.engine.presets import PRESETS, preset_config
 from app.engine.resize import imresize
 from app.engine.zssr import super_resolve
+from app.errors import ConfigError
 
 log = logging.getLogger("app.bench")
 
@@ -122,9 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    overrides = dict(item.split("=", 1) for item in args.set)
-    overrides = {k: parse_value(v) for k, v in overrides.items()}
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = parse_value(value)
     scale_factor, scale_times = gradual_steps(args.scale)
+    try:
+        configs = {name: preset_config(name, scale_factor=scale_factor, scale_times=scale_times, **overrides)
+                   for name in args.preset}
+    except ConfigError as exc:
+        parser.error(str(exc))
     paths = sorted(p for d in args.data for p in Path(d).glob("*.png"))
     if args.images:
         paths = [p for p in paths if p.stem in set(args.images)]
@@ -135,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-x{args.scale}-{'-'.join(args.preset)}"
-    for name in args.preset:
-        config = preset_config(name, scale_factor=scale_factor, scale_times=scale_times, **overrides)
+    for name, config in configs.items():
         rows = []
         for path in paths:
             row = run_image(path, args.scale, config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -124,7 +125,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.crop_size < 2 * self.scale_factor:
             raise ConfigError("crop_size", f"must be at least twice scale_factor ({self.scale_factor})")

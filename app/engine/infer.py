@@ -62,7 +62,7 @@ def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: float, downsc
                  iterations: int) -> torch.Tensor:
     """Make `sr` consistent with `lr`: add the enlarged difference between `lr` and `sr` downscaled."""
     for _ in range(iterations):
-        residual = lr - downscale(sr)
+        residual = lr - downscale(sr, tuple(lr.shape[-2:]))
         sr = (sr + upscale(residual, scale_factor, tuple(sr.shape[-2:]))).clamp_(0, 1)
     return sr
 

@@ -16,15 +16,25 @@ from app.engine.resize import imresize, kernel_downscale, output_size
 # versions" of the test image); each is sampled with probability proportional to its area.
 FATHER_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
-Downscale = Callable[[torch.Tensor], torch.Tensor]
+# (hr, out_size or None) -> lr; `out_size` pins the LR size where rounding up twice would drift (x1.5 of 7 rows).
+Downscale = Callable[..., torch.Tensor]
 
 
 def make_downscale(scale_factor: float, kernel: np.ndarray | None) -> Downscale:
     """HR -> LR: MATLAB bicubic by 1/scale_factor, or the given blur kernel (integer factors)."""
     if kernel is not None:
         factor = int(round(scale_factor))
-        return lambda hr: kernel_downscale(hr, kernel, factor)
-    return lambda hr: imresize(hr, 1 / scale_factor)
+
+        def by_kernel(hr: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+            lr = kernel_downscale(hr, kernel, factor)
+            return lr if out_size is None else lr[..., :out_size[0], :out_size[1]]
+
+        return by_kernel
+
+    def by_bicubic(hr: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        return imresize(hr, 1 / scale_factor, out_size=out_size)
+
+    return by_bicubic
 
 
 def upscale(lr: torch.Tensor, scale_factor: float, size: tuple[int, int]) -> torch.Tensor:

@@ -145,7 +145,9 @@ def load_kernel(path: str) -> np.ndarray:
             kernel = next(a for a in arrays if isinstance(a, np.ndarray) and a.ndim == 2)
         else:
             raise ConfigError("kernel", f"{path}: expected a .npy or .mat file")
-    except (OSError, ValueError, StopIteration) as exc:
+    except ConfigError:
+        raise
+    except Exception as exc:  # numpy and scipy raise many types for a damaged file; all mean "unreadable"
         raise ConfigError("kernel", f"cannot read a 2-D kernel from {path}: {exc}") from exc
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.ndim != 2 or kernel.sum() <= 0 or not np.all(np.isfinite(kernel)):

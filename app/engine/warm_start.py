@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: di
 def read_checkpoint(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise ConfigError("warm_start", f"cannot read weights from {path}: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "arch" not in checkpoint:
         raise ConfigError("warm_start", f"{path} is not a weights file written by this project")
