@@ -10,7 +10,7 @@
   const SCALE = parseInt(app.dataset.scale, 10);
   const POLL_MS = 500;
 
-  const state = { file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null };
+  const state = { file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null, busy: false };
 
   function show(id, visible) { $(id).hidden = !visible; }
 
@@ -21,7 +21,9 @@
 
   function clearError() { show("error", false); }
 
-  function megabytes(bytes) { return (bytes / 1000000).toFixed(1) + " MB"; }
+  function megabytes(bytes) {
+    return bytes < 1000000 ? Math.max(1, Math.round(bytes / 1000)) + " KB" : (bytes / 1000000).toFixed(1) + " MB";
+  }
 
   function cropSize() { return parseInt($("crop-size").value, 10); }
 
@@ -117,7 +119,8 @@
       form.append("x", String(state.region.x));
       form.append("y", String(state.region.y));
     }
-    show("setup", false);
+    setBusy(true);
+    show("result", false);
     show("running", true);
     setProgress(0, "Sending the photo…");
     let response;
@@ -134,10 +137,17 @@
     update(body);
   }
 
+  // While a job runs the photo and its region stay in view, but cannot be changed.
+  function setBusy(busy) {
+    state.busy = busy;
+    for (const id of ["start", "random-region", "other-photo", "crop-size"]) $(id).disabled = busy;
+  }
+
   function capitalise(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
 
   function fail(message) {
     stopPolling();
+    setBusy(false);
     show("running", false);
     show("setup", true);
     showError(message);
@@ -195,11 +205,13 @@
     if (job.status === "cancelled") {
       return fail("Cancelled. Nothing was kept.");
     }
+    if (!state.region) drawRegion(job.crop);  // a random region, chosen by the server
     setProgress(job.progress.fraction, describe(job));
     state.timer = setTimeout(poll, POLL_MS);
   }
 
   function showResult(result) {
+    setBusy(false);
     show("running", false);
     const crop = result.crop;
     state.region = { x: crop.x, y: crop.y, width: crop.width, height: crop.height };
@@ -272,7 +284,7 @@
     drop.classList.remove("over");
     choose(event.dataTransfer.files[0]);
   });
-  $("thumb").addEventListener("click", pickRegion);
+  $("thumb").addEventListener("click", (event) => { if (!state.busy) pickRegion(event); });
   $("crop-size").addEventListener("change", () => {
     if (!state.region) return;
     // Keep the region's centre, with the new size.

@@ -29,11 +29,16 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, server):
+def problems() -> list[str]:
+    """What the page logged as errors; a test that expects one removes it."""
+    return []
+
+
+@pytest.fixture
+def page(browser, server, problems):
     context = browser.new_context(base_url=server.http.base, viewport={"width": 1200, "height": 900})
     page = context.new_page()
-    # Anything the page logs as an error (a CSP violation, a script error) fails the test.
-    problems: list[str] = []
+    # Anything the page logs as an error (a CSP violation, a script error, a failed request) fails the test.
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto("/")
@@ -49,8 +54,12 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     assert "320 × 240" in page.text_content("#photo-info")
     page.select_option("#crop-size", "48")
     box = page.locator("#thumb").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)  # photo pixel (80, 120)
-    assert page.is_visible("#crop-rect")
+    click = (box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.5)  # photo pixel (80, 120)
+    page.mouse.click(*click)
+    rect = page.locator("#crop-rect").bounding_box()
+    # Drawn where the click was, at the region's size on the thumbnail.
+    assert abs(rect["x"] + rect["width"] / 2 - click[0]) < 3 and abs(rect["y"] + rect["height"] / 2 - click[1]) < 3
+    assert abs(rect["width"] - box["width"] * 48 / 320) < 3
     x, y = map(int, re.search(r"48 × 48 px at \((\d+), (\d+)\)", page.text_content("#region-info")).groups())
     assert abs(x - 56) <= 1 and abs(y - 96) <= 1  # centred on the click, give or take layout rounding
     page.click("#start")
@@ -82,3 +91,16 @@ def test_wrong_files_are_refused_in_plain_words(page):
                                           "buffer": jpeg_bytes(12, 12)}])
     page.wait_for_function("() => document.getElementById('error').textContent.includes('12 × 12')")
     assert page.is_hidden("#setup")
+
+
+def test_server_refusal_is_shown_in_plain_words(page, problems):
+    data = jpeg_bytes(200, 150, quality=95)
+    # Starts like a JPEG and the browser shows what it can of it; the server finds it truncated.
+    page.set_input_files("#file", files=[{"name": "cut.jpg", "mimeType": "image/jpeg",
+                                          "buffer": data[: len(data) * 2 // 3]}])
+    page.wait_for_selector("#setup:not([hidden])")
+    page.click("#start")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "The JPEG is truncated or corrupt; please upload the whole file."
+    assert page.is_visible("#start") and page.is_hidden("#running")
+    problems[:] = [p for p in problems if "status of 400" not in p]

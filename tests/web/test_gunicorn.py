@@ -26,7 +26,7 @@ def test_three_concurrent_uploads(server):
         answers = list(pool.map(lambda data: server.http.upload("/upscale", data, crop=64), photos))
     assert [status for status, _, _ in answers] == [200, 200, 200]
     assert len({body["id"] for _, _, body in answers}) == 3
-    for (_, _, body), data in zip(answers, photos):
+    for _, _, body in answers:
         assert png_of(base64.b64decode(body["image"])).size == (512, 512)
     assert [body["photo"]["width"] for _, _, body in answers] == [200, 240, 280]
 

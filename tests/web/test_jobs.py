@@ -12,7 +12,6 @@ from app.engine import EngineConfig
 from app.errors import BadImageError, Cancelled, JobStateError, QueueFullError, UnknownJobError
 from app.jobs import Box, JobOutput, JobRequest, JobResult, JobState, MemoryBackend
 from app.jobs.progress import ProgressTracker
-from websupport import wait_for
 
 ENGINE = EngineConfig(scale_factor=2.0, scale_times=3, num_epochs=100, time_budget_s=10.0, device="cpu")
 
