@@ -31,3 +31,10 @@ logconfig_dict["loggers"]["gunicorn.access"]["handlers"] = ["access"]
 
 # No runtime control socket: nothing here needs it, and it would be a file in $HOME per server.
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """Stop the job workers before the worker process ends: a running job stops at its next iteration."""
+    state = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("zssr")
+    if state is not None:
+        state.backend.close()
