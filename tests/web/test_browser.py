@@ -104,3 +104,15 @@ def test_server_refusal_is_shown_in_plain_words(page, problems):
     assert page.text_content("#error") == "The JPEG is truncated or corrupt; please upload the whole file."
     assert page.is_visible("#start") and page.is_hidden("#running")
     problems[:] = [p for p in problems if "status of 400" not in p]
+
+
+def test_browser_and_server_agree_on_exif_orientation(page):
+    # Stored 96x48, shown turned a quarter: 48 wide, 96 high, in the browser and on the server alike.
+    page.set_input_files("#file", files=[{"name": "phone.jpg", "mimeType": "image/jpeg",
+                                          "buffer": jpeg_bytes(96, 48, orientation=6)}])
+    page.wait_for_selector("#setup:not([hidden])")
+    assert "48 × 96 px" in page.text_content("#photo-info")
+    page.select_option("#crop-size", "48")
+    page.click("#start")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert "the whole photo, 48 × 96 px" in page.text_content("#facts")
