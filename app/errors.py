@@ -54,3 +54,7 @@ class InvalidRequestError(ZSSRError, ValueError):
 
 class JobStateError(ZSSRError):
     """The job exists but cannot do what was asked in its present state (no result yet, already finished)."""
+
+
+class JobFailedError(ZSSRError):
+    """A job failed on the server for a reason that is not the client's (its message says so in plain words)."""

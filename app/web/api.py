@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import logging
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from app.errors import BackendUnavailableError, InvalidRequestError
-from app.jobs import Box, JobRequest, JobState, JobStatus, JobResult, Progress
-from app.web.errors import INTERNAL_MESSAGE, error_response
+from app.errors import BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError
+from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
 from app.web.state import current
 from app.web.uploads import choose_crop, read_photo
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
@@ -31,12 +27,10 @@ def upscale():
         body = {"id": status.id, **_result_json(status, inline=state.settings.service.base64)}
         return jsonify(body)
     if status.state is JobState.FAILED:
-        error = status.error
-        if error.code == "internal":
-            return error_response(500, "internal", INTERNAL_MESSAGE)
-        return error_response(400, error.code, error.message)
+        error_class = BadImageError if status.error.code == "bad_image" else JobFailedError
+        raise error_class(status.error.message)
     if status.state is JobState.CANCELLED:
-        return error_response(409, "cancelled", "the job was cancelled before it finished")
+        raise Cancelled("the job was cancelled before it finished")
     return _accepted(status)
 
 

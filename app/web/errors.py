@@ -7,9 +7,9 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.errors import (BackendUnavailableError, BadImageError, ConfigError, ImageTooLargeError,
-                        ImageTooSmallError, InvalidRequestError, JobStateError, NotJPEGError, QueueFullError,
-                        UnknownJobError, ZSSRError)
+from app.errors import (BackendUnavailableError, BadImageError, Cancelled, ConfigError, ImageTooLargeError,
+                        ImageTooSmallError, InvalidRequestError, JobFailedError, JobStateError, NotJPEGError,
+                        QueueFullError, UnknownJobError, ZSSRError)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ STATUS: tuple[tuple[type[ZSSRError], int, str], ...] = (
     (InvalidRequestError, 400, "bad_request"),
     (UnknownJobError, 404, "not_found"),
     (JobStateError, 409, "conflict"),
+    (Cancelled, 409, "cancelled"),
+    (JobFailedError, 500, "internal"),
     (QueueFullError, 503, "queue_full"),
     (BackendUnavailableError, 503, "unavailable"),
 )

@@ -13,7 +13,7 @@ from PIL import Image
 import app.jobs.work
 import app.web.api
 from app.config import load_settings
-from app.errors import ConfigError
+from app.errors import BadImageError, Cancelled, ConfigError
 from app.logs import RequestIdFilter
 from app.web import close_app, create_app
 from test_uploads import with_size_in_header
@@ -270,6 +270,17 @@ def test_engine_failure_is_500_without_details(client, monkeypatch):
     job = upload(client, "/api/jobs", jpeg_bytes(100, 80)).get_json()
     failed = wait_for(lambda: (j := client.get(f"/api/jobs/{job['id']}").get_json())["status"] == "failed" and j)
     assert failed["error"]["error"] == "internal" and "secret" not in failed["error"]["message"]
+
+
+@pytest.mark.parametrize("error, status, code", [(BadImageError("the image is odd"), 400, "bad_image"),
+                                                 (Cancelled("stopped"), 409, "cancelled")])
+def test_job_that_ends_without_a_result_while_upscale_waits(client, monkeypatch, error, status, code):
+    def ends(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(app.jobs.work, "super_resolve", ends)
+    body = assert_error(upload(client, data=jpeg_bytes(100, 80)), status, code)
+    assert code != "bad_image" or body["message"] == "the image is odd"
 
 
 def test_unexpected_error_in_a_view_is_500_json(client, monkeypatch):
