@@ -151,7 +151,7 @@ class MemoryBackend(JobBackend):
                 job = self._waiting.popleft()
                 job.state, job.started_at = JobState.RUNNING, time.time()
                 job.tracker = ProgressTracker(self._engine.scale_times, self._engine.num_epochs,
-                                              self._engine.time_budget_s, self._clock)
+                                              self._engine.time_budget_s, self._engine.scale_factor, self._clock)
                 self._running += 1
             self._run(job)
 

@@ -15,32 +15,41 @@ _MOST_WHILE_RUNNING = 0.99
 class ProgressTracker:
     """Thread-safe: the engine's thread reports, any thread reads `snapshot()`.
 
-    The fraction done is the larger of two estimates: iterations against `num_epochs` per step (training often
-    stops earlier, when the learning rate has decayed) and elapsed time against the time budget (the engine
-    stops training when it is spent, and only the last enlargement comes after it). The ETA extrapolates the
-    elapsed time by that fraction.
+    The time left is the training time left plus the last enlargement. With a time budget, training ends
+    when the budget is spent (the budget also covers the enlargements of the steps before the last). Without
+    one, the training time left is extrapolated from iterations against `num_epochs` per step (an upper
+    bound: training usually stops earlier, once the learning rate has decayed). Each enlargement makes
+    `scale_factor`**2 times the pixels of the one before, so the last one is predicted from the latest one
+    measured; until one is measured, it counts as nothing.
     """
 
-    def __init__(self, steps: int, num_epochs: int, budget_s: float | None,
+    def __init__(self, steps: int, num_epochs: int, budget_s: float | None, scale_factor: float = 2.0,
                  clock: Callable[[], float] = time.monotonic):
         self._steps = steps
         self._num_epochs = num_epochs
         self._budget_s = budget_s
+        self._area = scale_factor ** 2
         self._clock = clock
         self._lock = threading.Lock()
         self._started = clock()
         self._step = 0
         self._phase: str | None = None
+        self._phase_started = self._started
+        self._enlarged: tuple[int, float] | None = None  # (step, seconds) of the latest enlargement measured
         self._iteration = 0
         self._done_iterations = 0  # iterations of the gradual steps before the current one
         self._loss: float | None = None
+        self._fraction = 0.0  # the most ever reported
 
     def on_phase(self, step: int, phase: str) -> None:
         with self._lock:
+            now = self._clock()
+            if self._phase == "enlarging":
+                self._enlarged = (self._step, now - self._phase_started)
             if step != self._step:
                 self._done_iterations += self._iteration
                 self._iteration = 0
-            self._step, self._phase = step, phase
+            self._step, self._phase, self._phase_started = step, phase, now
 
     def on_step(self, step: int, iteration: int, loss: float, lr: float) -> None:
         if step != self._step or self._phase != "training":
@@ -51,16 +60,35 @@ class ProgressTracker:
 
     def snapshot(self) -> Progress:
         with self._lock:
-            elapsed = self._clock() - self._started
+            now = self._clock()
+            elapsed = now - self._started
             if self._step == 0:
                 return Progress(steps=self._steps, elapsed_s=elapsed)
-            done_steps = self._step - (0 if self._phase == "enlarging" else 1)
-            within = 0.0 if self._phase == "enlarging" else min(1.0, self._iteration / self._num_epochs)
-            fraction = (done_steps + within) / self._steps
-            if self._budget_s:
-                fraction = max(fraction, elapsed / self._budget_s)
-            fraction = min(fraction, _MOST_WHILE_RUNNING)
-            eta = elapsed * (1.0 - fraction) / fraction if fraction >= 0.01 else None
+            eta = self._eta(now, elapsed)
+            if eta is None:
+                fraction = _MOST_WHILE_RUNNING if self._phase == "enlarging" and self._step == self._steps else 0.0
+            else:
+                fraction = elapsed / (elapsed + eta)
+            # A new estimate (an enlargement measured) may be longer than the last: the bar waits, never goes back.
+            self._fraction = min(max(self._fraction, fraction), _MOST_WHILE_RUNNING)
             return Progress(step=self._step, steps=self._steps, phase=self._phase, iteration=self._iteration,
                             iterations=self._done_iterations + self._iteration, loss=self._loss,
-                            fraction=fraction, elapsed_s=elapsed, eta_s=eta)
+                            fraction=self._fraction, elapsed_s=elapsed, eta_s=eta)
+
+    def _eta(self, now: float, elapsed: float) -> float | None:
+        """Seconds left, or None while there is nothing to base a guess on (or the guess has run out)."""
+        last_enlarge = 0.0
+        if self._enlarged is not None:
+            measured_step, seconds = self._enlarged
+            last_enlarge = seconds * self._area ** (self._steps - measured_step)
+        if self._phase == "enlarging" and self._step == self._steps:
+            left = last_enlarge - (now - self._phase_started)
+        elif self._budget_s:
+            left = max(0.0, self._budget_s - elapsed) + last_enlarge
+        else:
+            done = (self._step - 1 + (1.0 if self._phase == "enlarging" else self._iteration / self._num_epochs))
+            done /= self._steps
+            if done < 0.01:
+                return None
+            left = elapsed * (1.0 - done) / done + last_enlarge
+        return left if left > 0 else None

@@ -204,7 +204,7 @@ def test_request_keeps_only_the_crop_and_a_downscaled_photo():
     assert JobRequest.from_photo(small, Box(0, 0, 64, 64), train_max_side=512).train_image.size == (300, 200)
 
 
-def test_progress_counts_steps_iterations_and_time():
+def test_progress_counts_steps_and_iterations_and_estimates_from_iterations_without_a_budget():
     clock = Clock()
     tracker = ProgressTracker(steps=3, num_epochs=100, budget_s=None, clock=clock)
     assert tracker.snapshot().step == 0 and tracker.snapshot().eta_s is None
@@ -213,21 +213,35 @@ def test_progress_counts_steps_iterations_and_time():
     clock.now += 10
     p = tracker.snapshot()
     assert (p.step, p.steps, p.phase, p.iteration, p.iterations) == (1, 3, "training", 50, 50)
-    assert p.fraction == pytest.approx(0.5 / 3)
-    assert p.eta_s == pytest.approx(10 * (1 - 0.5 / 3) / (0.5 / 3))
+    assert p.eta_s == pytest.approx(50)  # half a step in 10 s: two and a half steps to go
+    assert p.fraction == pytest.approx(10 / 60)
     tracker.on_phase(1, "enlarging")
-    assert tracker.snapshot().fraction == pytest.approx(1 / 3)
+    clock.now += 2
     tracker.on_step(2, 20, 0.1, 1e-3)  # a new step starts without its phase call: still counted
     p = tracker.snapshot()
     assert (p.step, p.phase, p.iteration, p.iterations) == (2, "training", 20, 70)
+    # 1.2 of 3 steps in 12 s leaves 18 s of training; enlarging step 1 took 2 s, so step 3 takes 32 s.
+    assert p.eta_s == pytest.approx(18 + 32) and p.fraction == pytest.approx(12 / 62)
 
 
-def test_progress_follows_the_time_budget_and_never_claims_done():
+def test_progress_with_a_budget_adds_the_last_enlargement_predicted_from_the_first():
     clock = Clock()
-    tracker = ProgressTracker(steps=3, num_epochs=3000, budget_s=30.0, clock=clock)
+    tracker = ProgressTracker(steps=3, num_epochs=3000, budget_s=30.0, scale_factor=2.0, clock=clock)
     tracker.on_step(1, 10, 0.2, 1e-3)
-    clock.now += 15
-    assert tracker.snapshot().fraction == pytest.approx(0.5)
-    assert tracker.snapshot().eta_s == pytest.approx(15)
-    clock.now += 100
-    assert tracker.snapshot().fraction == 0.99
+    clock.now += 9
+    assert tracker.snapshot().eta_s == pytest.approx(21)  # nothing enlarged yet: the budget alone
+    tracker.on_phase(1, "enlarging")
+    clock.now += 1  # enlarging step 1 took 1 s: step 3 makes 16 times the pixels
+    tracker.on_phase(2, "training")
+    p = tracker.snapshot()
+    assert p.eta_s == pytest.approx(20 + 16)
+    assert p.fraction == pytest.approx(9 / 30)  # 10/46 now, but the bar never goes back
+    clock.now += 10
+    assert tracker.snapshot().fraction == pytest.approx(20 / 46)
+    clock.now += 10
+    tracker.on_phase(3, "enlarging")
+    clock.now += 10
+    assert tracker.snapshot().eta_s == pytest.approx(6)
+    clock.now += 10  # slower than predicted: no estimate rather than a wrong one
+    p = tracker.snapshot()
+    assert p.eta_s is None and p.fraction == 0.99
