@@ -63,6 +63,7 @@ class MemoryBackend(JobBackend):
         self._durations: collections.deque[float] = collections.deque(maxlen=16)
         self._closed = False
         self._device: str | None = None
+        self._enlarge_s_per_pixel: float | None = None  # of the last step, measured on the latest job
         self._threads = [threading.Thread(target=self._worker, name=f"zssr-worker-{i}", daemon=True)
                          for i in range(service.workers_per_device)]
         for thread in self._threads:
@@ -150,8 +151,13 @@ class MemoryBackend(JobBackend):
                     return
                 job = self._waiting.popleft()
                 job.state, job.started_at = JobState.RUNNING, time.time()
+                hint = None
+                if self._enlarge_s_per_pixel is not None:
+                    pixels = job.request.crop.width * job.request.crop.height * self._engine.total_scale ** 2
+                    hint = self._enlarge_s_per_pixel * pixels
                 job.tracker = ProgressTracker(self._engine.scale_times, self._engine.num_epochs,
-                                              self._engine.time_budget_s, self._engine.scale_factor, self._clock)
+                                              self._engine.time_budget_s, self._engine.scale_factor, self._clock,
+                                              last_enlarge_hint_s=hint)
                 self._running += 1
             self._run(job)
 
@@ -162,6 +168,7 @@ class MemoryBackend(JobBackend):
         try:
             output = self._work(job.request, self._engine, job.tracker, job.stop.is_set)
             state = JobState.DONE
+            self._learn_enlarge_time(job.tracker, output)
         except Cancelled:
             state = JobState.CANCELLED
         except BadImageError as exc:
@@ -178,6 +185,13 @@ class MemoryBackend(JobBackend):
                 self._finish(job, state)
             self._log_outcome(job, seconds)
             request_id.reset(token)
+
+    def _learn_enlarge_time(self, tracker: ProgressTracker, output: JobOutput) -> None:
+        """Remember the last enlargement's time per output pixel: the next job's ETA starts from it."""
+        seconds = tracker.last_enlarge_s()
+        if seconds is not None:
+            with self._cond:
+                self._enlarge_s_per_pixel = seconds / (output.result.width * output.result.height)
 
     def _log_outcome(self, job: _Job, seconds: float) -> None:
         if job.output is None:

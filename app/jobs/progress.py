@@ -19,16 +19,18 @@ class ProgressTracker:
     when the budget is spent (the budget also covers the enlargements of the steps before the last). Without
     one, the training time left is extrapolated from iterations against `num_epochs` per step (an upper
     bound: training usually stops earlier, once the learning rate has decayed). Each enlargement makes
-    `scale_factor`**2 times the pixels of the one before, so the last one is predicted from the latest one
-    measured; until one is measured, it counts as nothing.
+    `scale_factor`**2 times the pixels of the one before: the last one is taken from `last_enlarge_hint_s`
+    (what the runner learned from earlier jobs) or else predicted from the latest one measured in this job;
+    until then it counts as nothing.
     """
 
     def __init__(self, steps: int, num_epochs: int, budget_s: float | None, scale_factor: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, last_enlarge_hint_s: float | None = None):
         self._steps = steps
         self._num_epochs = num_epochs
         self._budget_s = budget_s
         self._area = scale_factor ** 2
+        self._hint = last_enlarge_hint_s
         self._clock = clock
         self._lock = threading.Lock()
         self._started = clock()
@@ -58,6 +60,13 @@ class ProgressTracker:
             self._iteration = iteration
             self._loss = float(loss)
 
+    def last_enlarge_s(self) -> float | None:
+        """How long the last step's enlargement has taken so far (None before it starts)."""
+        with self._lock:
+            if self._phase == "enlarging" and self._step == self._steps:
+                return self._clock() - self._phase_started
+            return None
+
     def snapshot(self) -> Progress:
         with self._lock:
             now = self._clock()
@@ -78,7 +87,9 @@ class ProgressTracker:
     def _eta(self, now: float, elapsed: float) -> float | None:
         """Seconds left, or None while there is nothing to base a guess on (or the guess has run out)."""
         last_enlarge = 0.0
-        if self._enlarged is not None:
+        if self._hint is not None:
+            last_enlarge = self._hint
+        elif self._enlarged is not None:
             measured_step, seconds = self._enlarged
             last_enlarge = seconds * self._area ** (self._steps - measured_step)
         if self._phase == "enlarging" and self._step == self._steps:

@@ -245,3 +245,42 @@ def test_progress_with_a_budget_adds_the_last_enlargement_predicted_from_the_fir
     clock.now += 10  # slower than predicted: no estimate rather than a wrong one
     p = tracker.snapshot()
     assert p.eta_s is None and p.fraction == 0.99
+
+
+def test_progress_takes_the_last_enlargement_from_a_hint_when_there_is_one():
+    clock = Clock()
+    tracker = ProgressTracker(steps=3, num_epochs=3000, budget_s=30.0, clock=clock, last_enlarge_hint_s=12.0)
+    tracker.on_step(1, 10, 0.2, 1e-3)
+    clock.now += 10
+    assert tracker.snapshot().eta_s == pytest.approx(20 + 12)
+    assert tracker.last_enlarge_s() is None
+    tracker.on_phase(3, "enlarging")
+    clock.now += 5
+    assert tracker.snapshot().eta_s == pytest.approx(7) and tracker.last_enlarge_s() == pytest.approx(5)
+
+
+class EnlargingWork(FakeWork):
+    """Ends like a real job: the last enlargement, taking `seconds` of the fake clock; notes the ETA it starts with."""
+
+    def __init__(self, clock: Clock, seconds: float):
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+        self.etas: list[float | None] = []
+        self.release.set()
+
+    def __call__(self, request, config, tracker, should_stop):
+        output = super().__call__(request, config, tracker, should_stop)
+        tracker.on_phase(3, "enlarging")
+        self.etas.append(tracker.snapshot().eta_s)
+        self.clock.now += self.seconds
+        return output
+
+
+def test_runner_predicts_the_last_enlargement_from_the_job_before(make_backend):
+    clock = Clock()
+    work = EnlargingWork(clock, seconds=8.0)
+    backend = make_backend(work, clock=clock)
+    backend.wait(backend.submit(request()).id, 10)  # crop 16x16: 128x128 out, 8 s
+    job = JobRequest.from_photo(Image.new("RGB", (64, 64)), Box(0, 0, 32, 32), train_max_side=64)
+    backend.wait(backend.submit(job).id, 10)  # crop 32x32: four times the pixels
+    assert work.etas[0] is None and work.etas[1] == pytest.approx(32.0)
