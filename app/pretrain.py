@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             "degradation": "MATLAB bicubic downscale, bicubic upscale (as the engine's LR sons)",
             "augmentation": "father scales 1.0-0.5 sampled by area, 8 dihedral transforms, random crops",
             "loss": "L1", "optimizer": "Adam", "iterations": iteration,
-            "seconds": round(time.monotonic() - started, 1), "final_loss": running, "torch": torch.__version__,
+            "seconds": round(time.monotonic() - started, 1), "final_loss": running, "torch": str(torch.__version__),
             "complete": final,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ The web tests (tests/web/) have their own conftest with `app` and `client`; noth
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,9 @@ from app.engine.config import EngineConfig
 # under oversubscription, which makes tiny networks tens of times slower.
 torch.set_num_threads(1)
 
+# The prepared GPU check (.ci/gpu-check) runs the pipeline tests with the engine on CUDA.
+TEST_DEVICE = os.environ.get("ZSSR_TEST_DEVICE", "cpu")
+
 
 @pytest.fixture
 def tiny_config() -> EngineConfig:
@@ -23,7 +28,7 @@ def tiny_config() -> EngineConfig:
     return EngineConfig(
         model_depth=2, model_width=8, num_epochs=6, min_iters=0, crop_size=16, eval_every=2,
         lr_decay_step=4, lr_decay_range=8, patch_size=512, back_projection_iters=2, self_ensemble=False,
-        noise_std=0.0, seed=0, device="cpu", num_threads=1, time_budget_s=None, channels_last=False,
+        noise_std=0.0, seed=0, device=TEST_DEVICE, num_threads=1, time_budget_s=None, channels_last=False,
         kernel=None, warm_start=None, compile=False)
 
 

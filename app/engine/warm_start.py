@@ -27,7 +27,9 @@ def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: di
 
 def read_checkpoint(path: str | Path) -> dict:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion (a str subclass) is allowed so that recipes that recorded torch.__version__ load.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise ConfigError("warm_start", f"cannot read weights from {path}: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "arch" not in checkpoint:
