@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,6 +14,7 @@ from app.engine.config import ENGINE_KEYS, EngineConfig, build, option, validate
 from app.errors import ConfigError
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.json"
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,24 @@ class ServiceConfig:
     job_timeout_s: float = option(900.0, "a job running longer than this is failed (redis backend)",
                                   lo=1.0, hi=1e6)
     job_retries: int = option(0, "retries of a job whose worker died (redis backend)", lo=0, hi=10)
+    redis_queue: str = option("zssr", "redis backend: the RQ queue's name, also the prefix of the service's own "
+                              "Redis keys; services that share one Redis use different names")
+    worker_lost_after_s: float = option(30.0, "redis backend: a worker that has not reported for this long is "
+                                        "taken for dead and its job failed (or retried per job_retries); "
+                                        "workers report every second", lo=2.0, hi=3600.0)
     log_level: str = option("INFO", "logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def __post_init__(self) -> None:
         validate(self)
+        if not _QUEUE_NAME.fullmatch(self.redis_queue):
+            raise ConfigError("redis_queue", f"use 1 to 64 letters, digits, '_', '-' or '.'; got {self.redis_queue!r}")
 
     def replace(self, **changes: Any) -> "ServiceConfig":
         return build(ServiceConfig, {**dataclasses.asdict(self), **changes})
 
 
 SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
+PATH_KEYS = ("kernel", "warm_start")
 
 
 @dataclass(frozen=True)
@@ -99,4 +109,9 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str,
     if not isinstance(values, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     values.pop("_comment", None)
+    # File paths written in the config file are relative to the file (so config.json works from any directory);
+    # paths given as overrides stay relative to the working directory, as a shell user expects.
+    for key in PATH_KEYS:
+        if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
+            values[key] = str(path.resolve().parent / values[key])
     return split({**values, **(overrides or {})})

@@ -1,7 +1,6 @@
 """The job layer: runs enlargement jobs off the request threads, behind one small backend interface."""
 
 from app.config import Settings
-from app.errors import ConfigError
 from app.jobs.backend import Health, JobBackend, service_engine_config
 from app.jobs.memory import MemoryBackend
 from app.jobs.model import Box, JobError, JobOutput, JobRequest, JobResult, JobState, JobStatus, Progress
@@ -11,7 +10,9 @@ __all__ = ["Box", "Health", "JobBackend", "JobError", "JobOutput", "JobRequest",
 
 
 def make_backend(settings: Settings) -> JobBackend:
-    """The backend that config key `job_backend` names."""
-    if settings.service.job_backend == "memory":
-        return MemoryBackend(service_engine_config(settings), settings.service)
-    raise ConfigError("job_backend", f"{settings.service.job_backend!r} is not available yet; use \"memory\"")
+    """The backend that config key `job_backend` names: in this process, or a Redis queue shared by workers."""
+    if settings.service.job_backend == "redis":
+        from app.jobs.redis_backend import RedisBackend  # Redis and RQ are needed only here
+
+        return RedisBackend(service_engine_config(settings), settings.service)
+    return MemoryBackend(service_engine_config(settings), settings.service)

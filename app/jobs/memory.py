@@ -13,11 +13,11 @@ from typing import Callable
 
 from app.config import ServiceConfig
 from app.engine import EngineConfig, describe_device
-from app.errors import BadImageError, Cancelled, JobStateError, QueueFullError, UnknownJobError
+from app.errors import JobStateError, QueueFullError, UnknownJobError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, JobStatus, Progress
-from app.jobs.progress import ProgressTracker
-from app.jobs.work import run_zssr
+from app.jobs.progress import ProgressTracker, final_progress
+from app.jobs.work import log_outcome, outcome_of, run_zssr
 from app.logs import request_id
 
 log = logging.getLogger(__name__)
@@ -169,13 +169,10 @@ class MemoryBackend(JobBackend):
             output = self._work(job.request, self._engine, job.tracker, job.stop.is_set)
             state = JobState.DONE
             self._learn_enlarge_time(job.tracker, output)
-        except Cancelled:
-            state = JobState.CANCELLED
-        except BadImageError as exc:
-            error = JobError("bad_image", str(exc))
-        except Exception:
-            log.exception("job %s failed", job.id)
-            error = JobError("internal", "the enlargement failed on the server; please try again")
+        except Exception as exc:
+            state, error = outcome_of(exc)
+            if error is not None and error.code == "internal":
+                log.exception("job %s failed", job.id)
         finally:
             seconds = self._clock() - started
             with self._cond:
@@ -183,7 +180,7 @@ class MemoryBackend(JobBackend):
                 self._durations.append(seconds)
                 job.output, job.error = output, error
                 self._finish(job, state)
-            self._log_outcome(job, seconds)
+            log_outcome(log, job.id, job.state, job.output, seconds)
             request_id.reset(token)
 
     def _learn_enlarge_time(self, tracker: ProgressTracker, output: JobOutput) -> None:
@@ -193,24 +190,11 @@ class MemoryBackend(JobBackend):
             with self._cond:
                 self._enlarge_s_per_pixel = seconds / (output.result.width * output.result.height)
 
-    def _log_outcome(self, job: _Job, seconds: float) -> None:
-        if job.output is None:
-            log.info("job %s %s after %.1f s", job.id, job.state.value, seconds)
-            return
-        r = job.output.result
-        log.info("job %s done: photo %dx%d, crop %dx%d, learned from %dx%d, scale %d, %d iterations%s, "
-                 "device %s, %.1f s", job.id, *r.photo_size, r.crop.width, r.crop.height, *r.learned_from_size,
-                 r.scale, r.iterations, " (budget spent)" if r.budget_exhausted else "", r.device, seconds)
-
     def _finish(self, job: _Job, state: JobState) -> None:
         """Mark a job finished; the caller holds the lock."""
         job.state, job.finished_at, job.finished_mono = state, time.time(), self._clock()
         if job.tracker is not None:
-            last = job.tracker.snapshot()
-            job.final_progress = Progress(step=last.step, steps=last.steps, phase=last.phase,
-                                          iteration=last.iteration, iterations=last.iterations, loss=last.loss,
-                                          fraction=1.0 if state is JobState.DONE else last.fraction,
-                                          elapsed_s=last.elapsed_s, eta_s=0.0)
+            job.final_progress = final_progress(job.tracker, state is JobState.DONE)
         self._finished[job.id] = job
         job.finished.set()
         self._purge()

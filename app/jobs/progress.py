@@ -103,3 +103,11 @@ class ProgressTracker:
                 return None
             left = elapsed * (1.0 - done) / done + last_enlarge
         return left if left > 0 else None
+
+
+def final_progress(tracker: ProgressTracker, done: bool) -> Progress:
+    """A finished job's last progress: full when it is done, else where it stopped; no time left either way."""
+    last = tracker.snapshot()
+    return Progress(step=last.step, steps=last.steps, phase=last.phase, iteration=last.iteration,
+                    iterations=last.iterations, loss=last.loss, fraction=1.0 if done else last.fraction,
+                    elapsed_s=last.elapsed_s, eta_s=0.0)

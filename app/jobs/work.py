@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Callable
 
 from PIL import Image
 
 from app.engine import EngineConfig, bicubic_resize, super_resolve
-from app.jobs.model import JobOutput, JobRequest, JobResult
+from app.errors import BadImageError, Cancelled
+from app.jobs.model import JobError, JobOutput, JobRequest, JobResult, JobState
 from app.jobs.progress import ProgressTracker
+
+INTERNAL_FAILURE = "the enlargement failed on the server; please try again"
 
 # Fast PNG compression: the images are a few megapixels at most and go straight to a browser.
 _PNG_LEVEL = 3
@@ -40,3 +44,23 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
         sr_png=encode_png(result.image.convert("RGB")),
         bicubic_png=encode_png(bicubic.convert("RGB")),
     )
+
+
+def outcome_of(exc: Exception) -> tuple[JobState, JobError | None]:
+    """How a job that raised `exc` ends: cancelled, or failed with words fit for the person who sent it."""
+    if isinstance(exc, Cancelled):
+        return JobState.CANCELLED, None
+    if isinstance(exc, BadImageError):
+        return JobState.FAILED, JobError("bad_image", str(exc))
+    return JobState.FAILED, JobError("internal", INTERNAL_FAILURE)
+
+
+def log_outcome(log: logging.Logger, job_id: str, state: JobState, output: JobOutput | None, seconds: float) -> None:
+    """The one log line of a finished job: what it made, from what, on which device, in how long."""
+    if output is None:
+        log.info("job %s %s after %.1f s", job_id, state.value, seconds)
+        return
+    r = output.result
+    log.info("job %s done: photo %dx%d, crop %dx%d, learned from %dx%d, scale %d, %d iterations%s, "
+             "device %s, %.1f s", job_id, *r.photo_size, r.crop.width, r.crop.height, *r.learned_from_size,
+             r.scale, r.iterations, " (budget spent)" if r.budget_exhausted else "", r.device, seconds)

@@ -1,29 +1,71 @@
-"""Fixtures of the web and job tests: apps built by create_app on the tiny config, and a real gunicorn."""
+"""Fixtures of the web and job tests: apps built by create_app on the tiny config (on each job backend), a real
+redis-server and a real gunicorn."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 import pytest
 
 from app.config import load_settings
 from app.web import close_app, create_app
-from websupport import TINY, Gunicorn
+from websupport import TINY, Gunicorn, RedisServer
+
+# A worker that has not reported for this long is taken for dead (it reports every second).
+LOST_AFTER_S = 3.0
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> RedisServer:
+    """One redis-server for the session; each app gets a queue (and key prefix) of its own on it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def redis_overrides(redis_server: RedisServer) -> dict[str, Any]:
+    return {"job_backend": "redis", "redis_url": redis_server.url, "redis_queue": f"t-{uuid.uuid4().hex[:12]}",
+            "worker_lost_after_s": LOST_AFTER_S}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request) -> str:
+    """The job backend under test: the in-process runner, or a Redis queue with worker threads in this process."""
+    return request.param
 
 
 @pytest.fixture
-def make_app() -> Callable[..., Any]:
-    """Build apps on the tiny config with flat overrides; their job workers stop at the end of the test."""
-    apps = []
+def make_app(request, backend) -> Callable[..., Any]:
+    """Build apps on the tiny config with flat overrides; their job workers stop at the end of the test.
+
+    On the redis backend each app has `workers_per_device` workers of its own (threads, as RQ workers in their
+    own processes would be), on a queue of its own.
+    """
+    from app.jobs.redis_worker import WorkerThread
+
+    apps, workers = [], []
 
     def build(**overrides: Any):
-        app = create_app(load_settings(overrides={**TINY, **overrides}))
+        values = {**TINY, **overrides}
+        if backend == "redis":
+            values.update(redis_overrides(request.getfixturevalue("redis_server")))
+        settings = load_settings(overrides=values)
+        app = create_app(settings)
         apps.append(app)
+        if backend == "redis":
+            workers.extend(WorkerThread(settings) for _ in range(settings.service.workers_per_device))
         return app
 
     yield build
     for app in apps:
         close_app(app)
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        assert worker.join(10), "a worker thread did not stop"
 
 
 @pytest.fixture

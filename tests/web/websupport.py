@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,6 +173,45 @@ class Gunicorn:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class RedisServer:
+    """Debian's redis-server on a free loopback port, keeping nothing on disk; `stop()` and `start()` again on the
+    same port (it comes back empty)."""
+
+    def __init__(self, workdir: Path):
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed (.ci/run installs it)")
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = workdir / "redis.log"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(self.workdir)], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.ping, timeout_s=timeout_s, interval_s=0.02)
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

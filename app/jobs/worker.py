@@ -1,0 +1,39 @@
+"""Runs a job worker of the Redis backend: parses arguments, loads the config, sets up logging and hands off.
+
+    python -m app.jobs.worker --config config.json --redis-url redis://queue-host:6379/0
+
+Start one per device, on as many machines as you like; they share the queue named by config key redis_queue.
+SIGTERM or Ctrl-C: finish the job in hand, then stop; twice: stop now.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from app.config import load_settings
+from app.jobs.redis_worker import serve
+from app.logs import configure_logging
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="A ZSSR job worker: takes enlargement jobs from the Redis queue "
+                                                 "that the web processes fill (config job_backend \"redis\").")
+    parser.add_argument("--config", default=None, help="config file (default: the repository's config.json)")
+    parser.add_argument("--redis-url", default=None, help="Redis URL (default: config key redis_url)")
+    parser.add_argument("--queue", default=None, help="queue name (default: config key redis_queue)")
+    parser.add_argument("--name", default=None, help="worker name in the registry (default: host.pid)")
+    parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = {key: value for key, value in (("redis_url", args.redis_url), ("redis_queue", args.queue))
+                 if value is not None}
+    settings = load_settings(args.config, overrides)
+    configure_logging(settings.service.log_level)
+    serve(settings, name=args.name, burst=args.burst)
+
+
+if __name__ == "__main__":
+    main()
