@@ -146,9 +146,9 @@ table.insert(fields, requeue)
 return fields
 """
 
-# Every live job: a running one whose worker is gone, and a queued one that a worker took from the queue but
-# never started, are lost (the second after worker_lost_after_s twice over: once to notice it is taken, once more
-# to give up on it). Returns the numbers queued and running, then the RQ job ids to enqueue.
+# Every live job: a running one whose worker is gone is lost; so is a queued one that a worker took from RQ's
+# queue but never started, worker_lost_after_s after a sweep first found it taken. Returns the numbers queued and
+# running, then the RQ job ids to enqueue.
 _SWEEP = _LIB + """
 local t = now()
 local queued, running, requeue = 0, 0, {}

@@ -114,11 +114,12 @@ class JobRunner:
             self._abandon(job)
             request_id.reset(token)
             raise
-        with self._lock:
-            self._current = None
         seconds = self.clock() - job.started
         progress = final_progress(job.tracker, state is JobState.DONE)
-        if self._finish(job, state, progress, seconds, output, error):
+        recorded = self._finish(job, state, progress, seconds, output, error)
+        with self._lock:
+            self._current = None
+        if recorded:
             log_outcome(log, job_id, state, output, seconds)
         else:
             log.warning("job %s given up after %.1f s: it was taken for lost (no heartbeat for %g s) or is gone",
@@ -138,6 +139,11 @@ class JobRunner:
             job.ask_to_stop("cancel")
         elif answer == "lost":
             job.ask_to_stop("lost")
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._current is not None
 
     def stop_current(self) -> None:
         """Stop the running job at its next iteration; it ends cancelled."""

@@ -46,8 +46,10 @@ def install(app: Flask) -> None:
         for cls, status, code in STATUS:
             if isinstance(exc, cls):
                 headers = {}
-                if isinstance(exc, QueueFullError):
-                    headers["Retry-After"] = str(int(getattr(exc, "retry_after_s", 5)))
+                # A full queue always says when to come back; so does a backend that knows (Redis away).
+                retry_after = getattr(exc, "retry_after_s", 5 if isinstance(exc, QueueFullError) else None)
+                if retry_after is not None:
+                    headers["Retry-After"] = str(int(retry_after))
                 log.info("%d %s: %s", status, code, exc)
                 return error_response(status, code, str(exc), headers)
         if not isinstance(exc, ConfigError):

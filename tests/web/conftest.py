@@ -3,17 +3,13 @@ redis-server and a real gunicorn."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable
 
 import pytest
 
 from app.config import load_settings
 from app.web import close_app, create_app
-from websupport import TINY, Gunicorn, RedisServer
-
-# A worker that has not reported for this long is taken for dead (it reports every second).
-LOST_AFTER_S = 3.0
+from websupport import TINY, Gunicorn, RedisServer, redis_overrides
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +20,6 @@ def redis_server(tmp_path_factory) -> RedisServer:
         yield server
     finally:
         server.stop()
-
-
-def redis_overrides(redis_server: RedisServer) -> dict[str, Any]:
-    return {"job_backend": "redis", "redis_url": redis_server.url, "redis_queue": f"t-{uuid.uuid4().hex[:12]}",
-            "worker_lost_after_s": LOST_AFTER_S}
 
 
 @pytest.fixture(params=["memory", "redis"])

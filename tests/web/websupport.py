@@ -215,3 +215,9 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def redis_overrides(redis_server: RedisServer) -> dict[str, Any]:
+    """Config keys for the redis backend on `redis_server`, on a queue (and key prefix) of its own."""
+    return {"job_backend": "redis", "redis_url": redis_server.url, "redis_queue": f"t-{uuid.uuid4().hex[:12]}",
+            "worker_lost_after_s": 3.0}
