@@ -43,7 +43,8 @@ def random_net(depth: int = 3, width: int = 8, seed: int = 0) -> ZSSRNet:
     torch.manual_seed(seed)
     net = ZSSRNet(EngineConfig(model_depth=depth, model_width=width)).double().eval()
     with torch.no_grad():
-        net.layers[-1].weight.mul_(20)  # make the residual large enough to matter
+        # The last layer starts at zero (an untrained net is the identity); give it a residual that matters.
+        torch.nn.init.normal_(net.layers[-1].weight, 0.0, 0.5)
     return net
 
 

@@ -73,10 +73,16 @@ def test_grayscale_in_grayscale_out(tiny_config, gray_image):
     assert result.image.size == (42, 28)
 
 
-def test_grayscale_output_is_the_mean_of_the_networks_three_channels(tiny_config, gray_image):
-    # An L image runs through the RGB network as three equal planes; the result is their mean.
-    gray = pixels(super_resolve(gray_image, tiny_config.replace(num_epochs=20, lr=0.01)).image)
-    rgb = pixels(super_resolve(gray_image.convert("RGB"), tiny_config.replace(num_epochs=20, lr=0.01)).image)
+def test_grayscale_output_is_the_mean_of_the_networks_three_channels(tiny_config, gray_image, tmp_path):
+    # An L image runs through the RGB network as three equal planes; the result is their mean. A random last
+    # layer (the default starts at zero) makes the network's three output channels differ.
+    net = ZSSRNet(tiny_config)
+    torch.manual_seed(3)
+    torch.nn.init.normal_(net.layers[-1].weight, 0.0, 0.3)
+    save_weights(net, tiny_config, tmp_path / "random.pt", recipe={})
+    config = tiny_config.replace(num_epochs=2, lr=1e-5, warm_start=str(tmp_path / "random.pt"))
+    gray = pixels(super_resolve(gray_image, config).image)
+    rgb = pixels(super_resolve(gray_image.convert("RGB"), config).image)
     assert np.abs(rgb[..., 0] - rgb[..., 2]).max() > 1  # the network's channels do differ
     assert np.abs(gray - rgb.mean(axis=2)).max() <= 1
 
@@ -169,7 +175,7 @@ def test_should_stop_cancels(tiny_config, rgb_image):
 
 
 def test_time_budget_is_reported(tiny_config, rgb_image):
-    config = tiny_config.replace(num_epochs=1_000_000, time_budget_s=0.3, scale_times=2)
+    config = tiny_config.replace(num_epochs=1_000_000, min_iters=1_000_000, time_budget_s=0.3, scale_times=2)
     result = super_resolve(rgb_image, config)
     assert result.budget_exhausted
     assert result.image.size == (96, 72)
@@ -301,3 +307,10 @@ def test_to_planes_handles_common_modes():
     assert to_planes(Image.new("1", (4, 5))).grayscale
     la = to_planes(Image.new("LA", (4, 5), (10, 20)))
     assert la.grayscale and la.alpha is not None and float(la.alpha.max()) == pytest.approx(20 / 255)
+
+
+def test_untrained_network_is_the_identity(tiny_config):
+    """A zero last layer: before any training the network returns its (bicubic) input unchanged."""
+    net = ZSSRNet(tiny_config)
+    x = torch.rand(1, 3, 12, 9)
+    torch.testing.assert_close(net(x), x)

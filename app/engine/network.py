@@ -26,13 +26,14 @@ class ZSSRNet(nn.Module):
             nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out in zip(channels[:-1], channels[1:]))
         self.receptive_radius = config.model_depth * (k // 2)
         self.flops_per_pixel = 2 * sum(c_in * c_out * k * k for c_in, c_out in zip(channels[:-1], channels[1:]))
-        for i, conv in enumerate(self.layers):
-            # He initialisation keeps the activations' scale through the ReLU stack; the last layer starts
-            # small so the untrained network is close to the bicubic baseline.
-            fan_in = conv.in_channels * k * k
-            std = math.sqrt(2.0 / fan_in) if i < len(self.layers) - 1 else math.sqrt(0.1 / fan_in)
-            nn.init.normal_(conv.weight, 0.0, std)
+        for conv in self.layers[:-1]:
+            # He initialisation keeps the activations' scale through the ReLU stack.
+            nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (conv.in_channels * k * k)))
             nn.init.zeros_(conv.bias)
+        # A zero last layer makes the untrained network exactly the bicubic enlargement: a short time budget
+        # then degrades towards bicubic, never towards the pattern of a random residual.
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
