@@ -221,3 +221,29 @@ def redis_overrides(redis_server: RedisServer) -> dict[str, Any]:
     """Config keys for the redis backend on `redis_server`, on a queue (and key prefix) of its own."""
     return {"job_backend": "redis", "redis_url": redis_server.url, "redis_queue": f"t-{uuid.uuid4().hex[:12]}",
             "worker_lost_after_s": 3.0}
+
+
+class JobWorker:
+    """python -m app.jobs.worker on a config file, as a process of its own (the redis backend's worker)."""
+
+    def __init__(self, workdir: Path, config: Path, name: str):
+        self.name = name
+        self.log = workdir / f"{name}.log"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.jobs.worker", "--config", str(config), "--name", name],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to tell anyone."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # after the job in hand
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
