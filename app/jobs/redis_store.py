@@ -250,14 +250,14 @@ retire(id, t, nbytes)
 return 'ok'
 """ % (RECENT_DURATIONS - 1)
 
-# ARGV 10 job id, 11 attempt. The worker stops in the middle of the job (it was shut down): the job is lost as if
-# the worker had died, now rather than after worker_lost_after_s. Returns an RQ job id to enqueue, or ''.
+# ARGV 10 job id, 11 attempt, 12 why. The worker stops in the middle of the job (it was shut down): the job is
+# lost as if the worker had died, now rather than after worker_lost_after_s. Returns an RQ job id to enqueue, or ''.
 _ABANDON = _LIB + """
 local id, attempt = ARGV[10], ARGV[11]
 local job = key('job', id)
 local state, current = unpack(redis.call('HMGET', job, 'state', 'attempt'))
 if state ~= 'running' or current ~= attempt then return '' end
-return lose(id, now(), LOST_RUNNING) or ''
+return lose(id, now(), ARGV[12]) or ''
 """
 
 
@@ -447,7 +447,8 @@ class JobStore:
         return answer.decode() == "ok"
 
     def abandon(self, job_id: str, attempt: int) -> None:
-        rq_id = self._run("abandon", job_id, str(attempt))
+        rq_id = self._run("abandon", job_id, str(attempt),
+                          "the worker running this job was shut down; please try again")
         if rq_id:
             self.enqueue(rq_id)
 

@@ -11,6 +11,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import re
+import signal
 import statistics
 import threading
 import time
@@ -296,3 +297,19 @@ def test_redis_stopped_while_the_web_is_up_is_503_then_it_recovers(cluster):
     job = submit(b, seed=301)
     assert finished(a, job["id"])["status"] == "done"
     assert sum(w.process.poll() is None for w in cluster.workers) == 2  # the workers rode it out
+
+
+def test_a_worker_stopped_with_sigterm_finishes_its_job_first(cluster):
+    a, b = (web.http for web in cluster.webs)
+    wait_for(lambda: cluster.ready_workers(cluster.webs[0]) == 2, timeout_s=20, interval_s=0.2)
+    jobs = [submit(a, seed=400 + i) for i in range(3)]
+    running = wait_for(lambda: next((j for j in jobs if cluster.job(j["id"]).get("state") == "running"), None),
+                       timeout_s=10, interval_s=0.005)
+    name = cluster.job(running["id"])["worker"]
+    stopping = next(w for w in cluster.workers if w.process.poll() is None and name.startswith(w.name))
+    stopping.process.send_signal(signal.SIGTERM)
+    assert stopping.process.wait(15) == 0
+    assert finished(b, running["id"])["status"] == "done"  # the job in hand was finished, not lost
+    for job in jobs:
+        assert finished(b, job["id"])["status"] == "done"
+    wait_for(lambda: cluster.ready_workers(cluster.webs[1]) == 1, timeout_s=10, interval_s=0.2)
