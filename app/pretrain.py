@@ -24,7 +24,7 @@ from app.engine.config import EngineConfig
 from app.engine.image_io import load_image, to_planes
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, lr_son, make_downscale, min_father_side
-from app.engine.warm_start import save_weights, sha256
+from app.engine.warm_start import load_weights, save_weights, sha256
 
 log = logging.getLogger("app.pretrain")
 
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale_factor", type=float, default=2.0)
     parser.add_argument("--noise_std", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="continue from these weights (a file this script wrote)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--checkpoint_every", type=float, default=120.0, help="seconds between saves")
     args = parser.parse_args(argv)
@@ -63,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     config = EngineConfig(seed=args.seed)
     torch.manual_seed(args.seed)
-    net = ZSSRNet(config).to(memory_format=torch.channels_last)
+    net = ZSSRNet(config)
+    previous = None
+    if args.init:
+        previous = load_weights(net, args.init)["recipe"]
+    net = net.to(memory_format=torch.channels_last)
     folders = [p for d in args.data for p in ([d] if any(d.glob("*.png")) else sorted(x for x in d.iterdir()
                                                                                           if x.is_dir()))]
     sources = load_sources(folders)
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.monotonic() - started, 1), "final_loss": running, "torch": str(torch.__version__),
             "complete": final,
         }
+        if previous is not None:
+            recipe["continued_from"] = previous
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
         save_weights(net, config, tmp, recipe)

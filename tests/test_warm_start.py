@@ -1,0 +1,71 @@
+"""The shipped warm-start network: its file, recorded checksum and recipe, and the presets that use it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from app.engine.config import EngineConfig
+from app.engine.network import ZSSRNet
+from app.engine.presets import PRESETS, WARM_START_X2, preset_config
+from app.engine.warm_start import load_weights, read_checkpoint, sha256
+from app.errors import ConfigError
+
+RECIPE = WARM_START_X2.with_suffix(".json")
+
+
+def test_shipped_weights_match_their_recorded_checksum():
+    recorded = json.loads(RECIPE.read_text())
+    assert sha256(WARM_START_X2) == recorded["sha256"]
+
+
+def test_shipped_weights_record_a_recipe_on_training_sets_only():
+    recipe = read_checkpoint(WARM_START_X2)["recipe"]
+    assert recipe["complete"] is True
+    assert set(recipe["data"]) <= {"T91", "General100", "BSD200"}
+    assert recipe["iterations"] > 0 and recipe["scale_factor"] == 2.0
+
+
+def test_shipped_weights_load_into_the_paper_network_with_their_shapes():
+    checkpoint = read_checkpoint(WARM_START_X2)
+    net = ZSSRNet(EngineConfig())
+    assert {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()} == \
+        {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    load_weights(net, WARM_START_X2)
+    # Trained: the last layer is no longer the zero it starts as, and the network is not the identity.
+    assert net.layers[-1].weight.abs().max() > 0
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert (net(x) - x).abs().max() > 1e-3
+
+
+def test_shipped_weights_refuse_another_architecture():
+    with pytest.raises(ConfigError, match="warm_start"):
+        load_weights(ZSSRNet(EngineConfig(model_width=32)), WARM_START_X2)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_validates_and_keeps_the_callers_device_and_scale(name):
+    base = EngineConfig(device="cpu", scale_factor=3.0, scale_times=2, seed=7, noise_std=0.01)
+    config = preset_config(name, base)
+    assert (config.device, config.scale_factor, config.scale_times, config.seed, config.noise_std) == \
+        ("cpu", 3.0, 2, 7, 0.01)
+
+
+def test_paper_preset_is_pure_zero_shot_whatever_the_base():
+    config = preset_config("paper", EngineConfig(warm_start=str(WARM_START_X2), self_ensemble=False))
+    assert config.warm_start is None and config.self_ensemble and config.num_epochs == 3000
+    assert config.crop_size == 128 and config.back_projection_iters == 10
+
+
+def test_fast_and_fast_scratch_differ_only_in_the_start():
+    fast, scratch = preset_config("fast"), preset_config("fast-scratch")
+    assert fast.warm_start == str(WARM_START_X2) and scratch.warm_start is None
+    assert (fast.num_epochs, fast.crop_size) == (scratch.num_epochs, scratch.crop_size)
+
+
+def test_an_unknown_preset_is_a_config_error():
+    with pytest.raises(ConfigError, match="preset"):
+        preset_config("quick")
