@@ -17,12 +17,10 @@ from app.errors import JobStateError, QueueFullError, UnknownJobError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, JobStatus, Progress
 from app.jobs.progress import ProgressTracker, final_progress
-from app.jobs.work import log_outcome, outcome_of, run_zssr
+from app.jobs.work import Work, log_outcome, outcome_of, run_zssr
 from app.logs import request_id
 
 log = logging.getLogger(__name__)
-
-Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]], JobOutput]
 
 
 @dataclass(eq=False)

@@ -27,16 +27,14 @@ from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from app.config import Settings
 from app.engine import EngineConfig, describe_device
 from app.jobs.backend import service_engine_config
-from app.jobs.model import JobError, JobOutput, JobRequest, JobState
+from app.jobs.model import JobError, JobOutput, JobRequest, JobState, Progress
 from app.jobs.progress import ProgressTracker, final_progress
 from app.jobs.redis_store import (DEVICE_FIELD, JOB_FUNCTION, PRESENCE_EVERY_S, REPORT_EVERY_S, JobStore, connect,
                                   unreachable_errors)
-from app.jobs.work import log_outcome, outcome_of, run_zssr
+from app.jobs.work import Work, log_outcome, outcome_of, run_zssr
 from app.logs import request_id
 
 log = logging.getLogger(__name__)
-
-Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]], JobOutput]
 
 # The runner of the worker executing a job in this thread (perform() is called by RQ, by name).
 _local = threading.local()
@@ -171,7 +169,7 @@ class JobRunner:
         return JobError("timeout", f"the job ran longer than {self.store.service.job_timeout_s:g} s and was "
                                    "stopped; please try a smaller region")
 
-    def _finish(self, job: _Running, state: JobState, progress, seconds: float, output: JobOutput | None,
+    def _finish(self, job: _Running, state: JobState, progress: Progress, seconds: float, output: JobOutput | None,
                 error: JobError | None) -> bool:
         """Record the outcome, waiting for Redis a while if it is away (the job's place is kept meanwhile)."""
         deadline = self.clock() + max(10.0, 2 * self.store.service.worker_lost_after_s)

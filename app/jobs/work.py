@@ -15,6 +15,9 @@ from app.jobs.progress import ProgressTracker
 
 INTERNAL_FAILURE = "the enlargement failed on the server; please try again"
 
+# What a backend runs for each job: run_zssr, or a stand-in in tests. The last argument says whether to stop.
+Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]], JobOutput]
+
 # Fast PNG compression: the images are a few megapixels at most and go straight to a browser.
 _PNG_LEVEL = 3
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from app.config import Settings, load_settings
-from app.errors import BackendUnavailableError, Cancelled, JobStateError, QueueFullError, UnknownJobError
+from app.errors import Cancelled, JobStateError, QueueFullError, UnknownJobError
 from app.jobs import Box, JobOutput, JobRequest, JobResult, JobState, service_engine_config
 from app.jobs.redis_backend import RedisBackend
 from app.jobs.redis_worker import WorkerThread

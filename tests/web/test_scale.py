@@ -47,6 +47,22 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
+    def live_workers(self) -> list[JobWorker]:
+        return [worker for worker in self.workers if worker.process.poll() is None]
+
+    def ensure_workers(self, count: int = 2) -> list[JobWorker]:
+        """Start workers until `count` run, and wait until both web processes see exactly them."""
+        while len(self.live_workers()) < count:
+            self.add_worker(f"w{len(self.workers)}")
+        for web in self.webs:
+            wait_for(lambda: self.ready_workers(web) == count, timeout_s=60, interval_s=0.2)
+        return self.live_workers()
+
+    def worker_of(self, job_id: str) -> JobWorker:
+        """The process running the job (a worker that restarted its RQ loop adds ".N" to its name)."""
+        name = self.job(job_id)["worker"]
+        return next(w for w in self.live_workers() if name == w.name or name.startswith(f"{w.name}."))
+
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.redis.port, socket_timeout=5)
 
@@ -73,7 +89,6 @@ def cluster(tmp_path_factory) -> Cluster:
         cluster.webs = [Gunicorn(tmp_path_factory.mktemp(f"web{i}"), settings) for i in range(2)]
         for web in cluster.webs:
             web.wait_ready()
-        wait_for(lambda: cluster.ready_workers(cluster.webs[0]) == 2, timeout_s=60, interval_s=0.2)
         yield cluster
     finally:
         for web in cluster.webs:
@@ -101,6 +116,7 @@ def done_lines(cluster: Cluster, job_id: str) -> list[str]:
 
 def test_ten_jobs_through_two_web_processes_and_two_workers_each_complete_exactly_once(cluster):
     a, b = (web.http for web in cluster.webs)
+    workers = cluster.ensure_workers(2)
     jobs = [submit((a, b)[i % 2], seed=i) for i in range(10)]
     assert len({job["id"] for job in jobs}) == 10
     for i, job in enumerate(jobs):
@@ -116,7 +132,7 @@ def test_ten_jobs_through_two_web_processes_and_two_workers_each_complete_exactl
         assert record["attempt"] == "1" and record["state"] == "done"
         assert len(done_lines(cluster, job["id"])) == 1  # ran once, by one worker
         workers_used.add(record["worker"])
-    assert workers_used == {"w0", "w1"}  # the two workers shared the queue
+    assert workers_used == {w.name for w in workers}  # the two workers shared the queue
 
 
 def gunicorn_worker_pid(web: Gunicorn) -> int:
@@ -142,7 +158,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def test_bounded_load_every_request_answered_503_only_when_full_no_failed_job_memory_flat(cluster):
     webs = [web.http for web in cluster.webs]
-    assert all(cluster.ready_workers(web) == 2 for web in cluster.webs)
+    cluster.ensure_workers(2)
     pids = [gunicorn_worker_pid(web) for web in cluster.webs]
     rss_before = [rss_mb(pid) for pid in pids]
     lock = threading.Lock()
@@ -252,35 +268,42 @@ def test_bounded_load_every_request_answered_503_only_when_full_no_failed_job_me
 
 def test_a_worker_killed_mid_job_fails_that_job_within_the_bound_and_nothing_else_is_lost(cluster):
     a, b = (web.http for web in cluster.webs)
-    wait_for(lambda: cluster.ready_workers(cluster.webs[0]) == 2, timeout_s=10)
-    jobs = [submit(a, seed=200 + i) for i in range(4)]
-    # The first job a worker starts; kill that worker at once (a job runs for about 0.7 s).
-    running = wait_for(lambda: next((j for j in jobs if cluster.job(j["id"]).get("state") == "running"), None),
+    cluster.ensure_workers(2)
+    jobs, running, victim = [], None, None
+    for attempt in range(5):  # a job runs for about 0.7 s: catch one in the middle
+        jobs += [submit(a, seed=200 + 4 * attempt + i) for i in range(4)]
+        job = wait_for(lambda: next((j for j in jobs if cluster.job(j["id"]).get("state") == "running"), None),
                        timeout_s=10, interval_s=0.005)
-    name = cluster.job(running["id"])["worker"]
-    victim = next(w for w in cluster.workers if w.name == name)
+        worker = cluster.worker_of(job["id"])
+        worker.process.send_signal(signal.SIGSTOP)  # frozen: it can change nothing from here on
+        if cluster.job(job["id"])["state"] == "running":
+            running, victim = job, worker
+            break
+        worker.process.send_signal(signal.SIGCONT)  # it finished just before: try again
+    assert victim is not None, "no job was caught running"
     victim.kill()
     killed = time.monotonic()
-    body = finished(b, running["id"], timeout_s=LOST_AFTER_S + 5)
-    assert time.monotonic() - killed <= LOST_AFTER_S + 1.0
+    body = finished(b, running["id"], timeout_s=LOST_AFTER_S + 10)
+    assert time.monotonic() - killed <= LOST_AFTER_S + 2.0  # its last heartbeat was before the kill
     assert body["status"] == "failed" and body["error"]["error"] == "worker_lost", body
     assert "worker running this job stopped" in body["error"]["message"]
     # The other worker goes on: the other jobs, and new ones, are done, each once.
-    later = [submit(b, seed=210 + i) for i in range(2)]
+    later = [submit(b, seed=300 + i) for i in range(2)]
     for job in [j for j in jobs if j is not running] + later:
         assert finished(a, job["id"])["status"] == "done"
         assert len(done_lines(cluster, job["id"])) == 1
-    survivor = next(w for w in cluster.workers if w.name != name and w.process.poll() is None)
-    assert {cluster.job(j["id"])["worker"] for j in later} == {survivor.name}
+    [survivor] = cluster.live_workers()
+    assert {cluster.worker_of(j["id"]) for j in later} == {survivor}
     # The dead worker drops out of the registry; a new one (on any machine) joins.
-    wait_for(lambda: cluster.ready_workers(cluster.webs[1]) == 1, timeout_s=LOST_AFTER_S + 5, interval_s=0.2)
-    cluster.add_worker("w2")
-    wait_for(lambda: cluster.ready_workers(cluster.webs[1]) == 2, timeout_s=60, interval_s=0.2)
+    for web in cluster.webs:
+        wait_for(lambda: cluster.ready_workers(web) == 1, timeout_s=LOST_AFTER_S + 5, interval_s=0.2)
+    cluster.ensure_workers(2)
 
 
 def test_redis_stopped_while_the_web_is_up_is_503_then_it_recovers(cluster):
     a, b = (web.http for web in cluster.webs)
-    before = submit(a, seed=300)
+    cluster.ensure_workers(2)
+    before = submit(a, seed=400)
     assert finished(b, before["id"])["status"] == "done"
     cluster.redis.stop()
     for http in (a, b):
@@ -292,24 +315,34 @@ def test_redis_stopped_while_the_web_is_up_is_503_then_it_recovers(cluster):
         assert http.get_json("/healthz")[0] == 200
     cluster.redis.start()
     # Back (empty, as it keeps nothing on disk here): the workers register again and jobs run.
+    workers = cluster.live_workers()
     for web in cluster.webs:
-        wait_for(lambda: cluster.ready_workers(web) == 2, timeout_s=20, interval_s=0.2)
-    job = submit(b, seed=301)
+        wait_for(lambda: cluster.ready_workers(web) == len(workers), timeout_s=20, interval_s=0.2)
+    job = submit(b, seed=401)
     assert finished(a, job["id"])["status"] == "done"
-    assert sum(w.process.poll() is None for w in cluster.workers) == 2  # the workers rode it out
+    assert cluster.live_workers() == workers  # the workers rode it out
 
 
 def test_a_worker_stopped_with_sigterm_finishes_its_job_first(cluster):
     a, b = (web.http for web in cluster.webs)
-    wait_for(lambda: cluster.ready_workers(cluster.webs[0]) == 2, timeout_s=20, interval_s=0.2)
-    jobs = [submit(a, seed=400 + i) for i in range(3)]
-    running = wait_for(lambda: next((j for j in jobs if cluster.job(j["id"]).get("state") == "running"), None),
+    cluster.ensure_workers(2)
+    jobs, running, stopping = [], None, None
+    for attempt in range(5):  # as above: catch a job in the middle
+        jobs += [submit(a, seed=500 + 3 * attempt + i) for i in range(3)]
+        job = wait_for(lambda: next((j for j in jobs if cluster.job(j["id"]).get("state") == "running"), None),
                        timeout_s=10, interval_s=0.005)
-    name = cluster.job(running["id"])["worker"]
-    stopping = next(w for w in cluster.workers if w.process.poll() is None and name.startswith(w.name))
-    stopping.process.send_signal(signal.SIGTERM)
+        worker = cluster.worker_of(job["id"])
+        worker.process.send_signal(signal.SIGSTOP)
+        if cluster.job(job["id"])["state"] == "running":
+            running, stopping = job, worker
+            break
+        worker.process.send_signal(signal.SIGCONT)
+    assert stopping is not None, "no job was caught running"
+    stopping.process.send_signal(signal.SIGTERM)  # handled once it runs again
+    stopping.process.send_signal(signal.SIGCONT)
     assert stopping.process.wait(15) == 0
     assert finished(b, running["id"])["status"] == "done"  # the job in hand was finished, not lost
     for job in jobs:
         assert finished(b, job["id"])["status"] == "done"
-    wait_for(lambda: cluster.ready_workers(cluster.webs[1]) == 1, timeout_s=10, interval_s=0.2)
+    for web in cluster.webs:
+        wait_for(lambda: cluster.ready_workers(web) == 1, timeout_s=10, interval_s=0.2)
