@@ -47,13 +47,13 @@ def test_gradual_steps(scale, expected):
 
 def test_main_writes_markdown_and_json(data, tmp_path, capsys):
     out = tmp_path / "results"
-    code = bench.main(["--data", str(data), "--scale", "2", "--preset", "fast", "--out", str(out),
+    code = bench.main(["--data", str(data), "--scale", "2", "--preset", "fast-scratch", "--out", str(out),
                        "--set", *TINY])
     assert code == 0
-    report = json.loads((out / "bench-x2-fast.json").read_text())
+    report = json.loads((out / "bench-x2-fast-scratch.json").read_text())
     assert report["scale"] == 2 and report["data"] == [str(data)] and report["device"].startswith("cpu")
     assert report["torch"] == torch.__version__
-    section = report["presets"]["fast"]
+    section = report["presets"]["fast-scratch"]
     assert section["config"]["model_depth"] == 2 and section["config"]["num_epochs"] == 3
     assert section["config"]["lr_decay_step"] == 2 and section["config"]["self_ensemble"] is False
     images = section["images"]
@@ -71,25 +71,25 @@ def test_main_writes_markdown_and_json(data, tmp_path, capsys):
     assert summary["median_iterations"] == 3
     assert summary["median_seconds"] == pytest.approx(float(np.median([r["seconds"] for r in images])))
     assert summary["train_gflops"] == pytest.approx(float(np.median([r["train_gflops"] for r in images])))
-    markdown = (out / "bench-x2-fast.md").read_text()
+    markdown = (out / "bench-x2-fast-scratch.md").read_text()
     assert "| alpha | 26x20 |" in markdown and "| beta | 24x24 |" in markdown
     assert "train GFLOP/s" in markdown and "| **mean / median** |" in markdown
-    assert f"{images[0]['psnr']:.2f}" in markdown and "Preset `fast`" in markdown
+    assert f"{images[0]['psnr']:.2f}" in markdown and "Preset `fast-scratch`" in markdown
     assert markdown in capsys.readouterr().out
 
 
 def test_main_compares_presets_and_filters_images(data, tmp_path):
     out = tmp_path / "results"
-    code = bench.main(["--data", str(data), "--scale", "4", "--preset", "fast", "paper", "--images", "beta",
+    code = bench.main(["--data", str(data), "--scale", "4", "--preset", "fast-scratch", "paper", "--images", "beta",
                        "--out", str(out), "--set", *TINY])
     assert code == 0
-    report = json.loads((out / "bench-x4-fast-paper.json").read_text())
-    assert list(report["presets"]) == ["fast", "paper"]
+    report = json.loads((out / "bench-x4-fast-scratch-paper.json").read_text())
+    assert list(report["presets"]) == ["fast-scratch", "paper"]
     for section in report["presets"].values():
         assert [r["image"] for r in section["images"]] == ["beta"]
         assert section["images"][0]["iterations_per_step"] == [3, 3]  # x4 as two x2 steps
         assert section["config"]["scale_factor"] == 2.0 and section["config"]["scale_times"] == 2
-    assert "## Side by side" in (out / "bench-x4-fast-paper.md").read_text()
+    assert "## Side by side" in (out / "bench-x4-fast-scratch-paper.md").read_text()
 
 
 def test_no_images_is_a_usage_error(tmp_path):
