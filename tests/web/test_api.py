@@ -159,7 +159,7 @@ def test_running_job_reports_progress_and_stops_when_cancelled(make_app):
     assert 0 < progress["fraction"] < 1 and progress["loss"] is not None
     # The estimate appears once one percent is done (0.6 s of the 60 s budget).
     eta = wait_for(lambda: client.get(f"/api/jobs/{job['id']}").get_json()["progress"]["eta_s"])
-    assert 0 < eta < 60
+    assert 0 < eta <= 60  # the budget left, rounded to 0.1 s
     assert_error(client.get(f"/api/jobs/{job['id']}/result.png"), 409, "conflict")
     response = client.delete(f"/api/jobs/{job['id']}")
     assert response.status_code == 202 and response.get_json()["cancel_requested"] is True
