@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 import typing
 
 import pytest
 
-from app.config import DEFAULT_PATH, ServiceConfig, Settings, load_settings
+from app.config import PATH_KEYS, DEFAULT_PATH, ServiceConfig, Settings, load_settings
 from app.engine.config import EngineConfig, build
 from app.errors import ConfigError
 
@@ -275,6 +276,10 @@ def test_repository_config_json_loads_and_names_every_key():
     on_disk.pop("_comment", None)
     for key, value in on_disk.items():
         expected = tuple(value) if isinstance(value, list) else value
+        if key in PATH_KEYS and value is not None:
+            # Paths in the file are relative to the file, so that it works from any working directory.
+            expected = str(DEFAULT_PATH.parent / value)
+            assert Path(flat[key]).exists(), key
         assert flat[key] == expected, key
     # Every key of the original reproduction is present in the shipped file.
     for key in ("max_MB", "base64", "image", "output", "in_channels", "model_width", "model_depth",

@@ -198,6 +198,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def warm_up() -> None:
+    """Pay torch's one-time lazy imports (the first Adam pulls in torch._dynamo, about 2 s here) before a job's
+    clock starts; long-lived workers call it once when they start."""
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+
+
 def bicubic_resize(image: Image.Image, scale: float) -> Image.Image:
     """MATLAB-compatible bicubic enlargement of a PIL image (the baseline shown beside ZSSR)."""
     planes = to_planes(image)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app.config import ServiceConfig
-from app.engine import EngineConfig, describe_device
+from app.engine import EngineConfig, describe_device, warm_up
 from app.errors import JobStateError, QueueFullError, UnknownJobError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, JobStatus, Progress
@@ -141,6 +141,7 @@ class MemoryBackend(JobBackend):
                 thread.join(timeout_s)
 
     def _worker(self) -> None:
+        warm_up()
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:

@@ -25,7 +25,7 @@ from rq.exceptions import StopRequested
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from app.config import Settings
-from app.engine import EngineConfig, describe_device
+from app.engine import EngineConfig, describe_device, warm_up
 from app.jobs.backend import service_engine_config
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, Progress
 from app.jobs.progress import ProgressTracker, final_progress
@@ -374,6 +374,7 @@ def serve(settings: Settings, *, name: str | None = None, burst: bool = False) -
     it starts again on a new name (RQ refuses a name whose registry entry has not yet expired).
     """
     service = settings.service
+    warm_up()
     store = JobStore(connect(service.redis_url), service)
     runner = JobRunner(store, service_engine_config(settings))
     base = name or f"{socket.gethostname()}.{os.getpid()}"
