@@ -28,7 +28,7 @@ PAPER: dict[str, Any] = {
 # Test-time training from the warm start: the network already knows generic detail, so a short schedule at a
 # lower rate adapts it to the image.
 FAST: dict[str, Any] = {
-    **PAPER, "warm_start": str(WARM_START_X2), "lr": 2e-4, "lr_stop": 2e-6, "num_epochs": 300,
+    **PAPER, "warm_start": str(WARM_START_X2), "lr": 2e-4, "lr_stop": 2e-6, "num_epochs": 400,
     "eval_every": 20, "lr_decay_step": 30, "lr_decay_range": 100, "min_iters": 100, "crop_size": 96,
 }
 
