@@ -292,3 +292,10 @@ def test_config_error_is_a_value_error_with_the_key():
     error = ConfigError("lr", "bad")
     assert isinstance(error, ValueError)
     assert error.key == "lr" and "'lr'" in str(error)
+
+
+def test_readme_documents_every_config_key():
+    readme = (DEFAULT_PATH.parent / "README.md").read_text(encoding="utf-8")
+    for cls in (EngineConfig, ServiceConfig):
+        for f in dataclasses.fields(cls):
+            assert f"| `{f.name}` |" in readme, f.name
