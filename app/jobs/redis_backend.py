@@ -23,7 +23,7 @@ from app.jobs.redis_store import JobStore, connect, unreachable_errors
 
 log = logging.getLogger(__name__)
 
-# wait() polls the job's state, slowly at first for short jobs and then less often.
+# wait() polls the job's state: often at first (short jobs), then less often.
 _POLL_FIRST_S = 0.05
 _POLL_MOST_S = 0.25
 # What a client is told to wait when Redis is away.
@@ -50,7 +50,6 @@ class RedisBackend(JobBackend):
             try:
                 status = self._store.submit(request, self._engine.scale_times)
             except QueueFullError as error:
-                # The store guesses for one worker; the live workers share the queue.
                 workers = len(self._store.worker_devices())
                 error.retry_after_s = self._store.retry_after_s(workers, self._engine.time_budget_s or 60.0)
                 raise

@@ -307,7 +307,7 @@ class JobStore:
     # The web side.
 
     def submit(self, request: JobRequest, steps: int) -> JobStatus:
-        """Queue a job unless queue_size jobs are queued or running; QueueFullError (with retry_after_s) if so."""
+        """Queue a job unless queue_size jobs are queued or running (QueueFullError)."""
         job_id = uuid.uuid4().hex
         payload = _request_payload(request)
         for attempt in range(2):
@@ -315,17 +315,11 @@ class JobStore:
                 return self.status(job_id)
             if attempt == 0:
                 self.sweep()  # a lost job may be holding a place
-        error = QueueFullError(f"the queue is full ({self.service.queue_size} jobs); try again shortly")
-        error.retry_after_s = self.retry_after_s()
-        raise error
+        raise QueueFullError(f"the queue is full ({self.service.queue_size} jobs); try again shortly")
 
     def _admit(self, job_id: str, request: JobRequest, payload: dict[str, Any], steps: int) -> bool:
         """Count the live jobs and add this one in one transaction, enqueueing it on RQ's queue with it."""
-        rq_id = f"{job_id}-1"
-        rq_job = self.queue.create_job(
-            JOB_FUNCTION, args=(job_id, 1), job_id=rq_id, description=f"enlarge {job_id}",
-            timeout=math.ceil(self.service.job_timeout_s) + HARD_TIMEOUT_MARGIN_S,
-            result_ttl=math.ceil(self.service.result_ttl_s), failure_ttl=math.ceil(self.service.result_ttl_s))
+        rq_job = self._rq_job(job_id, 1)
         active = self.key("active")
         with self.connection.pipeline() as pipe:
             while True:
@@ -339,7 +333,7 @@ class JobStore:
                     pipe.multi()
                     pipe.zadd(active, {job_id: created})
                     pipe.hset(self.key("job", job_id), mapping={
-                        "state": JobState.QUEUED.value, "created": repr(created), "attempt": "1", "rq_id": rq_id,
+                        "state": JobState.QUEUED.value, "created": repr(created), "attempt": "1", "rq_id": rq_job.id,
                         "steps": str(steps), "request_id": request.request_id,
                         "photo": json.dumps(list(request.photo_size)),
                         "crop": json.dumps(dataclasses.asdict(request.crop))})
@@ -401,10 +395,14 @@ class JobStore:
         """Put a job that was taken for lost back on RQ's queue, as its next attempt."""
         rq_id = rq_id.decode() if isinstance(rq_id, bytes) else rq_id
         job_id, attempt = rq_id.rsplit("-", 1)
-        self.queue.enqueue_job(self.queue.create_job(
-            JOB_FUNCTION, args=(job_id, int(attempt)), job_id=rq_id, description=f"enlarge {job_id}",
-            timeout=math.ceil(self.service.job_timeout_s) + HARD_TIMEOUT_MARGIN_S,
-            result_ttl=math.ceil(self.service.result_ttl_s), failure_ttl=math.ceil(self.service.result_ttl_s)))
+        self.queue.enqueue_job(self._rq_job(job_id, int(attempt)))
+
+    def _rq_job(self, job_id: str, attempt: int):
+        """RQ's job for one attempt (id "<job id>-<attempt>"): it calls perform(job_id, attempt) in a worker."""
+        ttl = math.ceil(self.service.result_ttl_s)
+        return self.queue.create_job(
+            JOB_FUNCTION, args=(job_id, attempt), job_id=f"{job_id}-{attempt}", description=f"enlarge {job_id}",
+            timeout=math.ceil(self.service.job_timeout_s) + HARD_TIMEOUT_MARGIN_S, result_ttl=ttl, failure_ttl=ttl)
 
     def worker_devices(self) -> list[str]:
         """The device of each live worker of this queue, from RQ's worker registry (a dead worker's entry expires
@@ -416,7 +414,7 @@ class JobStore:
             devices = pipe.execute()
         return [device.decode() for device in devices if device is not None]
 
-    def retry_after_s(self, workers: int = 1, fallback_s: float = 60.0) -> int:
+    def retry_after_s(self, workers: int, fallback_s: float) -> int:
         """A guess at when a place frees up: the mean recent job time over the number of workers."""
         recent = [float(s) for s in self.connection.lrange(self.key("durations"), 0, -1)]
         mean = sum(recent) / len(recent) if recent else fallback_s
