@@ -16,7 +16,8 @@ from app.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="A ZSSR job worker: takes enlargement jobs from the Redis queue "
+    parser = argparse.ArgumentParser(prog="python -m app.jobs.worker",
+                                     description="A ZSSR job worker: takes enlargement jobs from the Redis queue "
                                                  "that the web processes fill (config job_backend \"redis\").")
     parser.add_argument("--config", default=None, help="config file (default: the repository's config.json)")
     parser.add_argument("--redis-url", default=None, help="Redis URL (default: config key redis_url)")
