@@ -1,9 +1,28 @@
-"""The ZSSR engine (PyTorch only): learn from one image and enlarge it. No web or job code here."""
+"""The ZSSR engine (PyTorch only): learn from one image and enlarge it. No web or job code here.
 
-from app.engine.config import EngineConfig
-from app.engine.device import describe_device, select_device
-from app.engine.image_io import load_image, save_image
-from app.engine.zssr import SRResult, bicubic_resize, super_resolve, warm_up
+Names are loaded on first use, so that `from app.engine import EngineConfig` (the config alone) does not import
+torch: a web process on the Redis backend never needs it.
+"""
 
-__all__ = ["EngineConfig", "SRResult", "bicubic_resize", "describe_device", "load_image", "save_image",
-           "select_device", "super_resolve", "warm_up"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EngineConfig": "app.engine.config",
+    "describe_device": "app.engine.device", "select_device": "app.engine.device",
+    "load_image": "app.engine.image_io", "save_image": "app.engine.image_io",
+    "SRResult": "app.engine.zssr", "bicubic_resize": "app.engine.zssr", "super_resolve": "app.engine.zssr",
+    "warm_up": "app.engine.zssr",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'app.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
