@@ -284,3 +284,17 @@ def test_runner_predicts_the_last_enlargement_from_the_job_before(make_backend):
     job = JobRequest.from_photo(Image.new("RGB", (64, 64)), Box(0, 0, 32, 32), train_max_side=64)
     backend.wait(backend.submit(job).id, 10)  # crop 32x32: four times the pixels
     assert work.etas[0] is None and work.etas[1] == pytest.approx(32.0)
+
+
+def test_web_jobs_use_the_authors_real_image_settings():
+    """8x in three steps, noise on the LR sons, no back-projection (X2_REAL_CONF), the job's time budget."""
+    from app.config import load_settings
+    from app.jobs import service_engine_config
+
+    settings = load_settings(overrides={"noise_std": 0.0, "back_projection_iters": 10, "job_time_budget_s": 7.0})
+    config = service_engine_config(settings)
+    assert (config.scale_factor, config.scale_times, config.total_scale) == (2.0, 3, 8.0)
+    assert config.noise_std == 0.0125 and config.back_projection_iters == 0
+    assert config.time_budget_s == 7.0
+    # A noise level set in config.json is kept.
+    assert service_engine_config(settings.replace(noise_std=0.02)).noise_std == 0.02
