@@ -9,26 +9,17 @@ import argparse
 import base64
 import dataclasses
 import io
-import json
 import logging
 import sys
 import typing
 
-from app.config import DEFAULT_PATH, ServiceConfig, load_settings
+from app.config import DEFAULT_PATH, ServiceConfig, load_settings, parse_value
 from app.engine import EngineConfig, load_image, save_image, super_resolve
 from app.engine.presets import PRESETS
 from app.errors import ZSSRError
 from app.logs import configure_logging
 
 log = logging.getLogger("main")
-
-
-def _parse_value(text: str):
-    """Command-line values are JSON where they parse as JSON (numbers, true/false, null, lists), else strings."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     for cls in (EngineConfig, ServiceConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            parser.add_argument(f"--{f.name}", type=_parse_value, default=argparse.SUPPRESS,
+            parser.add_argument(f"--{f.name}", type=parse_value, default=argparse.SUPPRESS,
                                 metavar=str(hints[f.name]).replace("typing.", ""), help=f.metadata["help"])
     return parser
 
@@ -72,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     config_path, preset, quiet = args.pop("config"), args.pop("preset"), args.pop("quiet")
     try:
-        settings = load_settings(config_path, args)
+        settings = load_settings(config_path)
         if preset:
             from app.engine.presets import preset_config
 
             settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine)))
-            settings = settings.replace(**{k: v for k, v in args.items() if k in dataclasses.asdict(settings.engine)})
+        settings = settings.replace(**args)
     except ZSSRError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.config import parse_value
 from app.engine.config import EngineConfig
 from app.engine.image_io import to_uint8
 from app.engine.metrics import psnr_y, ssim_y
@@ -103,13 +104,6 @@ def markdown(report: dict) -> str:
                          f"{s['median_seconds']:.1f} | {s['median_seconds'] / base['median_seconds']:.2f} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def main(argv: list[str] | None = None) -> int:

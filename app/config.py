@@ -95,6 +95,14 @@ def split(values: Mapping[str, Any]) -> Settings:
     return Settings(engine, service)
 
 
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON where it parses as JSON (numbers, true/false, null, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read a flat JSON config file (default: the repository's config.json) and apply `overrides`."""
     path = Path(path) if path is not None else DEFAULT_PATH
