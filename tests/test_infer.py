@@ -123,8 +123,27 @@ def test_tiling_without_enough_halo_leaves_seams():
 
 def test_tile_forward_refuses_a_patch_within_the_receptive_field():
     net = random_net()
-    with pytest.raises(ValueError):
-        tile_forward(net, torch.rand(1, 3, 20, 20, dtype=torch.float64), 7, 3)
+    with pytest.raises(ValueError, match="receptive radius"):
+        tile_forward(net, torch.rand(1, 3, 20, 20, dtype=torch.float64), 6, 3)
+
+
+@pytest.mark.parametrize("shape", [(724, 1000), (513, 300), (1030, 1030)])
+def test_tiles_fit_the_patch_and_overlap_only_by_the_halo(shape):
+    """Windows never exceed `patch_size`, and the work beyond the image itself is only the halo margins."""
+    windows = []
+
+    def forward(x):
+        windows.append(tuple(x.shape[-2:]))
+        return x * 2
+
+    x = torch.rand(1, 1, *shape)
+    assert torch.equal(tile_forward(forward, x, 512, 8), x * 2)
+    assert all(h <= 512 and w <= 512 for h, w in windows)
+    rows = -(-(shape[0]) // 496)
+    cols = -(-(shape[1]) // 496)
+    assert len(windows) == rows * cols
+    margin = (shape[0] + 2 * 8 * (rows - 1)) * (shape[1] + 2 * 8 * (cols - 1))
+    assert sum(h * w for h, w in windows) == margin
 
 
 def test_tile_forward_on_an_image_smaller_than_a_tile_is_one_call():

@@ -13,43 +13,37 @@ from app.engine.resize import output_size
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _starts(length: int, window: int, stride: int) -> list[int]:
+def _spans(length: int, window: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """Cut `length` into the fewest near-equal kept parts whose windows (part plus `halo` on inner sides) fit in
+    `window`; each span is (window start, window end, kept start, kept end)."""
     if length <= window:
-        return [0]
-    starts = list(range(0, length - window, stride))
-    return starts + [length - window]
+        return [(0, length, 0, length)]
+    parts = -(-length // (window - 2 * halo))
+    bounds = [i * length // parts for i in range(parts + 1)]
+    return [(max(0, a - halo), min(length, b + halo), a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 @torch.no_grad()
 def tile_forward(net: Forward, x: torch.Tensor, patch_size: int, halo: int) -> torch.Tensor:
-    """`net(x)` computed on overlapping `patch_size` windows; equals the whole-image result.
+    """`net(x)` computed on windows of at most `patch_size`; equals the whole-image result.
 
-    Each window's outer `halo` pixels (the network's receptive radius) are dropped where they are not the image
-    border, so every kept pixel saw the same neighbourhood as in the whole image. Kept pixels accumulate with their
-    weights and are divided once.
+    The image is cut into near-equal kept parts; each window adds `halo` pixels (the network's receptive radius)
+    on the sides that are not the image border, so every kept pixel sees the same neighbourhood as in the whole
+    image, and no pixel is computed twice except in those margins.
     """
     h, w = x.shape[-2:]
     if h <= patch_size and w <= patch_size:
         return net(x)
-    if patch_size <= 2 * halo + 1:
+    if patch_size <= 2 * halo:
         raise ValueError(f"patch_size {patch_size} must exceed twice the receptive radius {halo}")
-    stride = max(1, patch_size - 3 * halo)  # kept parts of neighbouring windows overlap by `halo` pixels
-    out = weight = None
-    for y in _starts(h, patch_size, stride):
-        for x0 in _starts(w, patch_size, stride):
-            window = x[..., y:y + patch_size, x0:x0 + patch_size]
-            y_out = net(window)
-            wh, ww = window.shape[-2:]
-            top = 0 if y == 0 else halo
-            left = 0 if x0 == 0 else halo
-            bottom = wh if y + wh == h else wh - halo
-            right = ww if x0 + ww == w else ww - halo
+    out = None
+    for y0, y1, top, bottom in _spans(h, patch_size, halo):
+        for x0, x1, left, right in _spans(w, patch_size, halo):
+            y_out = net(x[..., y0:y1, x0:x1])
             if out is None:
-                out = torch.zeros(x.shape[0], y_out.shape[1], h, w, dtype=y_out.dtype, device=x.device)
-                weight = torch.zeros(1, 1, h, w, dtype=y_out.dtype, device=x.device)
-            out[..., y + top:y + bottom, x0 + left:x0 + right] += y_out[..., top:bottom, left:right]
-            weight[..., y + top:y + bottom, x0 + left:x0 + right] += 1
-    return out / weight
+                out = torch.empty(x.shape[0], y_out.shape[1], h, w, dtype=y_out.dtype, device=x.device)
+            out[..., top:bottom, left:right] = y_out[..., top - y0:bottom - y0, left - x0:right - x0]
+    return out
 
 
 def self_ensemble(forward: Forward, x: torch.Tensor, enabled: bool = True) -> list[torch.Tensor]:
