@@ -15,7 +15,8 @@ from app.engine.lr_policy import LearningRatePolicy
 from app.engine.pairs import Downscale, FatherPool, lr_son
 from app.errors import Cancelled
 
-OnIteration = Callable[[int, float, float], None]  # (iteration, loss, lr)
+# (iteration, loss, lr); off the CPU the loss is the latest one read, every `eval_every` iterations.
+OnIteration = Callable[[int, float, float], None]
 
 
 @dataclass
@@ -66,6 +67,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
     loss_value, iteration, exhausted, pixels = float("nan"), 0, False, 0
     started = time.monotonic()
+    # Reading the loss waits for the device; on a GPU it is read only when the probe waits for it anyway.
+    read_every = 1 if probe.son.device.type == "cpu" else config.eval_every
     net.train()
     for iteration in range(1, config.num_epochs + 1):
         if should_stop is not None and should_stop():
@@ -78,7 +81,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_value = float(loss.detach())
+        if iteration % read_every == 0:
+            loss_value = float(loss.detach())
         if iteration % config.eval_every == 0:
             net.eval()
             policy.record(iteration, probe.error(net))
@@ -93,6 +97,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         if deadline is not None and time.monotonic() >= deadline:
             exhausted = iteration < config.num_epochs
             break
+    if iteration % read_every:
+        loss_value = float(loss.detach())
     net.eval()
     return TrainResult(iteration, loss_value, policy.lr, exhausted, time.monotonic() - started, pixels,
                        policy.decays, policy.errors)
