@@ -15,7 +15,7 @@ import typing
 
 from app.config import DEFAULT_PATH, ServiceConfig, load_settings, parse_value
 from app.engine import EngineConfig, load_image, save_image, super_resolve
-from app.engine.presets import PRESETS
+from app.engine.presets import PRESETS, preset_config
 from app.errors import ZSSRError
 from app.logs import configure_logging
 
@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(config_path)
         if preset:
-            from app.engine.presets import preset_config
-
             settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine)))
         settings = settings.replace(**args)
     except ZSSRError as exc:
