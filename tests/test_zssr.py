@@ -19,6 +19,7 @@ from app.engine.resize import imresize
 from app.engine.warm_start import load_weights, save_weights
 from app.engine.zssr import build_model
 from app.errors import BadImageError, Cancelled, ConfigError
+from tests.conftest import TEST_DEVICE
 
 
 def expected_size(width: int, height: int, scale: float, times: int) -> tuple[int, int]:
@@ -39,7 +40,7 @@ def test_output_size_per_gradual_step(tiny_config, make_image, size, times):
     assert result.image.size == (size[0] * 2 ** times, size[1] * 2 ** times)
     assert result.image.mode == "RGB"
     assert result.iterations_per_step == (3,) * times and result.iterations == 3 * times
-    assert result.device.startswith("cpu") and not result.budget_exhausted and result.seconds > 0
+    assert result.device.startswith(TEST_DEVICE) and not result.budget_exhausted and result.seconds > 0
 
 
 @pytest.mark.parametrize("scale, size", [(3.0, (10, 7)), (1.5, (12, 8)), (1.5, (10, 7))])

@@ -112,6 +112,10 @@ class EngineConfig:
     self_ensemble: bool = option(True, "median over the 8 dihedral transforms at inference")
     noise_std: float = option(0.0, "std of Gaussian noise added to LR sons (real, noisy photos: 0.0125)",
                               lo=0.0, hi=0.5)
+    estimate_noise: bool = option(False, "LR sons get the noise level measured on the input instead of "
+                                         "noise_std (real photos)")
+    sons_jpeg: bool = option(False, "compress each LR son with the input's own JPEG quantization tables and "
+                                    "chroma subsampling, when the input is a JPEG (real photos)")
     kernel: str | None = option(None, "optional path to a blur kernel (.npy or .mat) used to make LR sons")
     seed: int | None = option(0, "random seed (null: nondeterministic)", lo=0, hi=2**32 - 1)
     device: str = option("auto", "auto, cpu, cuda or cuda:N")

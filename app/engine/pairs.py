@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from app.engine.degradation import Compress
 from app.engine.dihedral import DIHEDRAL
 from app.engine.resize import imresize, kernel_downscale, output_size
 
@@ -43,12 +44,17 @@ def upscale(lr: torch.Tensor, scale_factor: float, size: tuple[int, int]) -> tor
 
 
 def lr_son(hr_father: torch.Tensor, scale_factor: float, downscale: Downscale, noise_std: float,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """The network input made from a father: downscale, add noise, enlarge back. (N, C, H, W) in, same shape out."""
+           generator: torch.Generator | None = None, compress: Compress | None = None) -> torch.Tensor:
+    """The network input made from a father: downscale, add noise, compress (as the photo was), enlarge back.
+
+    (N, C, H, W) in, same shape out.
+    """
     lr = downscale(hr_father)
     if noise_std > 0:
         noise = torch.randn(lr.shape, generator=generator, dtype=lr.dtype).to(lr.device)
         lr = lr + noise_std * noise
+    if compress is not None:
+        lr = compress(lr)
     return upscale(lr, scale_factor, tuple(hr_father.shape[-2:]))
 
 

@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from app.engine.config import EngineConfig
+from app.engine.degradation import Compress
 from app.engine.lr_policy import LearningRatePolicy
 from app.engine.pairs import Downscale, FatherPool, lr_son
 from app.errors import Cancelled
 
-# (iteration, loss, lr); off the CPU the loss is the latest one read, every `eval_every` iterations.
+# (iteration, loss, lr); off the CPU the loss is the latest one read: at the first iteration, then every
+# `eval_every` iterations.
 OnIteration = Callable[[int, float, float], None]
 
 
@@ -40,13 +42,13 @@ class ReconstructionProbe:
 
     @classmethod
     def from_image(cls, image: torch.Tensor, scale_factor: float, downscale: Downscale,
-                   max_side: int = 256) -> "ReconstructionProbe":
+                   max_side: int = 256, compress: Compress | None = None) -> "ReconstructionProbe":
         """`image` (1, C, H, W); a centre crop of at most `max_side` keeps the probe cheap on big photos."""
         h, w = image.shape[-2:]
         ch, cw = min(h, max_side), min(w, max_side)
         y, x = (h - ch) // 2, (w - cw) // 2
         target = image[..., y:y + ch, x:x + cw]
-        return cls(lr_son(target, scale_factor, downscale, noise_std=0.0), target)
+        return cls(lr_son(target, scale_factor, downscale, noise_std=0.0, compress=compress), target)
 
     @torch.no_grad()
     def error(self, net: torch.nn.Module) -> float:
@@ -57,11 +59,14 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
           scale_factor: float, downscale: Downscale, rng: np.random.Generator,
           generator: torch.Generator | None = None, deadline: float | None = None,
           on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
-          memory_format: torch.memory_format = torch.contiguous_format) -> TrainResult:
+          memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
+          compress: Compress | None = None) -> TrainResult:
     """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
 
-    `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled.
+    `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled. The sons get
+    `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given.
     """
+    noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)
     optimizer = torch.optim.Adam(net.parameters(), lr=policy.lr)
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
@@ -74,14 +79,14 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled during training")
         hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple)
-        son = lr_son(hr_father, scale_factor, downscale, config.noise_std, generator)
+        son = lr_son(hr_father, scale_factor, downscale, noise_std, generator, compress)
         son = son.contiguous(memory_format=memory_format)
         pixels += hr_father.shape[0] * hr_father.shape[-2] * hr_father.shape[-1]
         loss = F.l1_loss(net(son), hr_father)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if iteration % read_every == 0:
+        if iteration % read_every == 0 or iteration == 1:
             loss_value = float(loss.detach())
         if iteration % config.eval_every == 0:
             net.eval()

@@ -12,9 +12,11 @@ import torch
 from PIL import Image
 
 from app.engine.config import EngineConfig
+from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
 from app.engine.image_io import Planes, from_planes, to_planes
 from app.engine.infer import enlarge
+from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, load_kernel, output_size
@@ -40,6 +42,7 @@ class SRResult:
     train_gflop: float = 0.0  # forward + backward, counted as 3x the forward FLOPs
     infer_seconds: float = 0.0
     infer_gflop: float = 0.0
+    degradation: dict | None = None  # what the LR sons went through (SonDegradation.describe())
 
 
 class _Autocast(torch.nn.Module):
@@ -99,9 +102,11 @@ def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Image.Image | None = None,
-                  on_step: OnStep | None = None, on_phase: OnPhase | None = None,
+                  jpeg: JpegProfile | None = None, on_step: OnStep | None = None, on_phase: OnPhase | None = None,
                   should_stop: Callable[[], bool] | None = None) -> SRResult:
     """Enlarge `image` by `scale_factor ** scale_times`, training on `train_image` (default: `image` itself).
+
+    `jpeg` is how the photo was compressed (used for the LR sons when `sons_jpeg` is on).
 
     Each gradual step trains (continuing from the previous step's weights, with the earlier outputs added to the
     HR fathers) and then enlarges by `scale_factor`. Raises Cancelled when `should_stop()` turns True.
@@ -130,6 +135,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     downscale = make_downscale(config.scale_factor, kernel)
+    degradation = SonDegradation.plan(config, training_source, jpeg)
+    compress = degradation.compress
     sources = [training_source]
     iterations: list[int] = []
     exhausted = False
@@ -145,7 +152,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             deadline = time.monotonic() + (budget_end - time.monotonic()) / (config.scale_times - step + 1)
         pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor))
         probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
-                                               config.scale_factor, downscale)
+                                               config.scale_factor, downscale, compress=compress)
 
         def on_iteration(iteration: int, loss: float, lr: float, step: int = step) -> None:
             if on_step is not None:
@@ -153,7 +160,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
 
         result = train(model, pool, probe, config, scale_factor=config.scale_factor, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
-                       should_stop=should_stop, memory_format=memory_format)
+                       should_stop=should_stop, memory_format=memory_format,
+                       noise_std=degradation.noise_std, compress=compress)
         iterations.append(result.iterations)
         train_seconds += result.seconds
         train_pixels += result.pixels
@@ -190,7 +198,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(iterations),
                     tuple(iterations), time.monotonic() - started, describe(device), exhausted,
                     train_seconds, 3 * net.flops_per_pixel * train_pixels / 1e9, infer_seconds,
-                    net.flops_per_pixel * infer_pixels / 1e9)
+                    net.flops_per_pixel * infer_pixels / 1e9, degradation.describe())
 
 
 def _synchronize(device: torch.device) -> None:

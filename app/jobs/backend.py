@@ -12,9 +12,6 @@ from app.jobs.model import JobOutput, JobRequest, JobStatus
 # The web service enlarges 8x, in three gradual steps of 2x, as the paper does for its largest factors.
 SCALE_FACTOR = 2.0
 SCALE_TIMES = 3
-# Uploads are JPEG photos with compression noise: the paper's setting for real images adds this much noise to
-# the LR sons so that the network learns to look through JPEG blocks rather than enlarge them.
-REAL_PHOTO_NOISE_STD = 0.0125
 # The authors' real-image configuration (X2_REAL_CONF) turns back-projection off: it would force the output to
 # reproduce the input's noise and compression artefacts exactly.
 REAL_PHOTO_BACK_PROJECTION_ITERS = 0
@@ -69,10 +66,10 @@ class JobBackend(abc.ABC):
 
 
 def service_engine_config(settings: Settings) -> EngineConfig:
-    """The engine config for web jobs: 8x, the real-photo noise (unless config.json sets one), the job budget."""
+    """The engine config for web jobs: 8x, no back-projection, the job budget; the sons' noise and JPEG come
+    from config.json (estimate_noise, noise_std, sons_jpeg)."""
     engine = settings.engine
     return engine.replace(scale_factor=SCALE_FACTOR, scale_times=SCALE_TIMES,
-                          noise_std=engine.noise_std or REAL_PHOTO_NOISE_STD,
                           back_projection_iters=REAL_PHOTO_BACK_PROJECTION_ITERS,
                           time_budget_s=settings.service.job_time_budget_s)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from app.engine.jpeg import JpegProfile
+
 
 @dataclass(frozen=True)
 class Box:
@@ -34,10 +36,11 @@ class JobRequest:
     train_image: Image.Image
     seed: int | None = None
     request_id: str = "-"
+    jpeg: JpegProfile | None = None  # how the upload was compressed: the LR sons are compressed the same way
 
     @classmethod
     def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
-                   request_id: str = "-") -> "JobRequest":
+                   request_id: str = "-", jpeg: JpegProfile | None = None) -> "JobRequest":
         """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
         scale = train_max_side / max(photo.size)
         train = photo
@@ -45,7 +48,7 @@ class JobRequest:
             size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
-                   seed=seed, request_id=request_id)
+                   seed=seed, request_id=request_id, jpeg=jpeg)
 
 
 class JobState(str, enum.Enum):
@@ -90,6 +93,8 @@ class JobResult:
     iterations_per_step: tuple[int, ...]
     device: str
     budget_exhausted: bool
+    weights: str | None = None  # the warm-start file the network started from (its name); None: from scratch
+    degradation: dict | None = None  # what the LR sons went through: noise (estimated or set), the photo's JPEG
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from redis.retry import Retry
 from rq import Queue, worker_registration
 
 from app.config import ServiceConfig
+from app.engine.jpeg import JpegProfile
 from app.errors import JobStateError, QueueFullError, UnknownJobError
 from app.jobs.model import Box, JobError, JobOutput, JobRequest, JobResult, JobState, JobStatus, Progress
 
@@ -453,7 +454,8 @@ class JobStore:
 
 def _request_payload(request: JobRequest) -> dict[str, Any]:
     """The two images as raw pixels (no encoding to pay for on either side) and the seed."""
-    payload: dict[str, Any] = {"seed": "" if request.seed is None else str(request.seed)}
+    payload: dict[str, Any] = {"seed": "" if request.seed is None else str(request.seed),
+                               "jpeg": "" if request.jpeg is None else json.dumps(dataclasses.asdict(request.jpeg))}
     for name, image in (("crop", request.crop_image), ("train", request.train_image)):
         payload[f"{name}_mode"] = image.mode
         payload[f"{name}_size"] = json.dumps(list(image.size))
@@ -468,9 +470,12 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
 
     photo, crop, request_id = meta
     seed = fields[b"seed"].decode()
+    jpeg = json.loads(fields[b"jpeg"]) if fields.get(b"jpeg") else None
     return JobRequest(photo_size=tuple(json.loads(photo)), crop=Box(**json.loads(crop)), crop_image=image("crop"),
                       train_image=image("train"), seed=int(seed) if seed else None,
-                      request_id=request_id.decode() if request_id else "-")
+                      request_id=request_id.decode() if request_id else "-",
+                      jpeg=None if jpeg is None else JpegProfile(tuple(map(tuple, jpeg["qtables"])),
+                                                                  jpeg["subsampling"], jpeg["quality"]))
 
 
 def _decode_result(data: dict[str, Any]) -> JobResult:

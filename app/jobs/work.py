@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 from typing import Callable
 
 from PIL import Image
@@ -34,7 +35,7 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
     if request.seed is not None:
         config = config.replace(seed=request.seed)
     crop, train = request.crop_image, request.train_image
-    result = super_resolve(crop, config, train_image=train, on_step=tracker.on_step,
+    result = super_resolve(crop, config, train_image=train, jpeg=request.jpeg, on_step=tracker.on_step,
                            on_phase=tracker.on_phase, should_stop=should_stop)
     scale = round(config.total_scale)
     bicubic = bicubic_resize(crop, config.total_scale)
@@ -43,7 +44,9 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          photo_size=request.photo_size, learned_from_size=train.size,
                          seconds=result.seconds, iterations=result.iterations,
                          iterations_per_step=tuple(result.iterations_per_step), device=result.device,
-                         budget_exhausted=result.budget_exhausted),
+                         budget_exhausted=result.budget_exhausted,
+                         weights=Path(config.warm_start).name if config.warm_start else None,
+                         degradation=result.degradation),
         sr_png=encode_png(result.image.convert("RGB")),
         bicubic_png=encode_png(bicubic.convert("RGB")),
     )

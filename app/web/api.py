@@ -8,6 +8,7 @@ import datetime as dt
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from app.errors import BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError
+from app.engine.jpeg import JpegProfile
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
 from app.web.state import current
 from app.web.uploads import choose_crop, read_photo
@@ -82,12 +83,13 @@ def _job_request() -> JobRequest:
     upload = request.files.get("image")
     if upload is None:
         raise InvalidRequestError("no file: send the photo as multipart/form-data field \"image\"")
-    photo = read_photo(upload.stream.read(), service)
+    data = upload.stream.read()
+    photo = read_photo(data, service)
     seed = _int_field("seed", 0, SEED_MAX)
     crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
     box = choose_crop(photo, crop if crop is not None else service.default_crop,
                       _int_field("x", 0, None), _int_field("y", 0, None), seed)
-    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id)
+    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data))
 
 
 def _int_field(name: str, lo: int, hi: int | None) -> int | None:
@@ -158,6 +160,8 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
         "learned_from": {"what": "the whole photo", "width": result.learned_from_size[0],
                          "height": result.learned_from_size[1]},
         "enlarged": {"what": "the crop", "width": result.crop.width, "height": result.crop.height},
+        "weights": result.weights,
+        "degradation": result.degradation,
     }
 
 

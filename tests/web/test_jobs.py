@@ -286,15 +286,17 @@ def test_runner_predicts_the_last_enlargement_from_the_job_before(make_backend):
     assert work.etas[0] is None and work.etas[1] == pytest.approx(32.0)
 
 
-def test_web_jobs_use_the_authors_real_image_settings():
-    """8x in three steps, noise on the LR sons, no back-projection (X2_REAL_CONF), the job's time budget."""
+def test_web_jobs_use_the_real_photo_settings():
+    """8x in three steps, sons degraded as the photo was, no back-projection (X2_REAL_CONF), the job's budget."""
     from app.config import load_settings
     from app.jobs import service_engine_config
 
-    settings = load_settings(overrides={"noise_std": 0.0, "back_projection_iters": 10, "job_time_budget_s": 7.0})
+    settings = load_settings(overrides={"back_projection_iters": 10, "job_time_budget_s": 7.0})
     config = service_engine_config(settings)
     assert (config.scale_factor, config.scale_times, config.total_scale) == (2.0, 3, 8.0)
-    assert config.noise_std == 0.0125 and config.back_projection_iters == 0
-    assert config.time_budget_s == 7.0
-    # A noise level set in config.json is kept.
-    assert service_engine_config(settings.replace(noise_std=0.02)).noise_std == 0.02
+    assert config.back_projection_iters == 0 and config.time_budget_s == 7.0
+    # config.json's defaults: the noise measured on the photo, the photo's own JPEG tables on the sons.
+    assert config.estimate_noise and config.sons_jpeg
+    # Each is switchable, and a set noise level (0 included) is kept as set.
+    manual = service_engine_config(settings.replace(estimate_noise=False, sons_jpeg=False, noise_std=0.0))
+    assert (manual.estimate_noise, manual.sons_jpeg, manual.noise_std) == (False, False, 0.0)

@@ -1,4 +1,6 @@
-"""The benchmark: ZSSR against bicubic on HR image folders (PSNR/SSIM on Y, time, iterations), per preset.
+"""The ideal protocol: ZSSR against bicubic on HR folders, MATLAB-bicubic LR (Y-PSNR/SSIM, time, iterations).
+
+Per preset; the LR image is the HR image downscaled by MATLAB's imresize, with no noise and no compression.
 
     python -m app.bench --data ../shared/data/Set5 --scale 2 --preset paper fast
 """
@@ -6,10 +8,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,26 +18,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.config import parse_value
+from app.bench.scoring import (bicubic_downscale, crop_to_multiple, mean_of, median_of, parse_overrides, score,
+                               setup_logging, table, to_tensor, write_report)
 from app.engine.config import EngineConfig
 from app.engine.image_io import to_uint8
-from app.engine.metrics import psnr_y, ssim_y
 from app.engine.presets import PRESETS, preset_config
 from app.engine.resize import imresize
 from app.engine.zssr import super_resolve
 from app.errors import ConfigError
 
-log = logging.getLogger("app.bench")
+log = logging.getLogger(__name__)
 
 
 def make_pair(path: Path, scale: int) -> tuple[np.ndarray, Image.Image]:
     """HR (uint8, cropped to a multiple of `scale`) and its MATLAB-bicubic LR image (uint8, as a PIL image)."""
-    hr = np.asarray(Image.open(path).convert("RGB"))
-    h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
-    hr = hr[:h, :w]
-    x = torch.from_numpy(hr.transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
-    lr = to_uint8(imresize(x, 1 / scale))
-    return hr, Image.fromarray(lr)
+    hr = crop_to_multiple(np.asarray(Image.open(path).convert("RGB")), scale)
+    return hr, Image.fromarray(bicubic_downscale(hr, scale))
 
 
 def gradual_steps(scale: int) -> tuple[float, int]:
@@ -48,14 +44,13 @@ def gradual_steps(scale: int) -> tuple[float, int]:
 
 def run_image(path: Path, scale: int, config: EngineConfig) -> dict:
     hr, lr = make_pair(path, scale)
-    lr_x = torch.from_numpy(np.asarray(lr).transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
-    bicubic = to_uint8(imresize(lr_x, scale))
+    bicubic = to_uint8(imresize(to_tensor(np.asarray(lr)), scale))
     result = super_resolve(lr, config)
     sr = np.asarray(result.image.convert("RGB"))
+    zssr, base = score(sr, hr, scale), score(bicubic, hr, scale)
     return {
         "image": path.stem, "size": f"{hr.shape[1]}x{hr.shape[0]}",
-        "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale),
-        "bicubic_psnr": psnr_y(bicubic, hr, scale), "bicubic_ssim": ssim_y(bicubic, hr, scale),
+        "psnr": zssr["psnr"], "ssim": zssr["ssim"], "bicubic_psnr": base["psnr"], "bicubic_ssim": base["ssim"],
         "seconds": result.seconds, "iterations": result.iterations,
         "iterations_per_step": list(result.iterations_per_step), "device": result.device,
         "train_gflops": result.train_gflop / max(result.train_seconds, 1e-9),
@@ -65,44 +60,41 @@ def run_image(path: Path, scale: int, config: EngineConfig) -> dict:
 
 def summarize(rows: list[dict]) -> dict:
     return {
-        "psnr": statistics.mean(r["psnr"] for r in rows), "ssim": statistics.mean(r["ssim"] for r in rows),
-        "bicubic_psnr": statistics.mean(r["bicubic_psnr"] for r in rows),
-        "bicubic_ssim": statistics.mean(r["bicubic_ssim"] for r in rows),
-        "median_seconds": statistics.median(r["seconds"] for r in rows),
+        "psnr": mean_of(rows, "psnr"), "ssim": mean_of(rows, "ssim"),
+        "bicubic_psnr": mean_of(rows, "bicubic_psnr"), "bicubic_ssim": mean_of(rows, "bicubic_ssim"),
+        "median_seconds": median_of(rows, "seconds"),
         "total_seconds": sum(r["seconds"] for r in rows),
-        "median_iterations": statistics.median(r["iterations"] for r in rows),
-        "train_gflops": statistics.median(r["train_gflops"] for r in rows),
-        "infer_gflops": statistics.median(r["infer_gflops"] for r in rows),
+        "median_iterations": median_of(rows, "iterations"),
+        "train_gflops": median_of(rows, "train_gflops"),
+        "infer_gflops": median_of(rows, "infer_gflops"),
     }
 
 
 def markdown(report: dict) -> str:
     lines = [f"# ZSSR benchmark: x{report['scale']} on {', '.join(report['data'])}", "",
              f"Device: {report['device']}. Torch {report['torch']}. Started {report['started']}.", ""]
+    header = ["image", "size", "ZSSR PSNR", "ZSSR SSIM", "bicubic PSNR", "bicubic SSIM", "seconds", "iterations",
+              "train GFLOP/s", "infer GFLOP/s"]
     for name, section in report["presets"].items():
-        lines += [f"## Preset `{name}`", "",
-                  "| image | size | ZSSR PSNR | ZSSR SSIM | bicubic PSNR | bicubic SSIM | seconds | iterations "
-                  "| train GFLOP/s | infer GFLOP/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in section["images"]:
-            its = "+".join(map(str, r["iterations_per_step"]))
-            lines.append(f"| {r['image']} | {r['size']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                         f"{r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | {r['seconds']:.1f} | {its} | "
-                         f"{r['train_gflops']:.0f} | {r['infer_gflops']:.0f} |")
+        rows = [[r["image"], r["size"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['bicubic_psnr']:.2f}",
+                 f"{r['bicubic_ssim']:.4f}", f"{r['seconds']:.1f}", "+".join(map(str, r["iterations_per_step"])),
+                 f"{r['train_gflops']:.0f}", f"{r['infer_gflops']:.0f}"] for r in section["images"]]
         s = section["summary"]
-        lines += [f"| **mean / median** | | **{s['psnr']:.2f}** | **{s['ssim']:.4f}** | {s['bicubic_psnr']:.2f} | "
-                  f"{s['bicubic_ssim']:.4f} | **{s['median_seconds']:.1f}** (median) | "
-                  f"{s['median_iterations']:.0f} (median) | {s['train_gflops']:.0f} | {s['infer_gflops']:.0f} |", ""]
+        rows.append(["**mean / median**", "", f"**{s['psnr']:.2f}**", f"**{s['ssim']:.4f}**",
+                     f"{s['bicubic_psnr']:.2f}", f"{s['bicubic_ssim']:.4f}",
+                     f"**{s['median_seconds']:.1f}** (median)", f"{s['median_iterations']:.0f} (median)",
+                     f"{s['train_gflops']:.0f}", f"{s['infer_gflops']:.0f}"])
+        lines += [f"## Preset `{name}`", "", *table(header, rows), ""]
     names = list(report["presets"])
     if len(names) > 1:
         base = report["presets"][names[0]]["summary"]
-        lines += ["## Side by side", "", f"| preset | mean PSNR | dB vs `{names[0]}` | median s | time ratio |",
-                  "|---|---|---|---|---|"]
+        rows = []
         for name in names:
             s = report["presets"][name]["summary"]
-            lines.append(f"| {name} | {s['psnr']:.2f} | {s['psnr'] - base['psnr']:+.2f} | "
-                         f"{s['median_seconds']:.1f} | {s['median_seconds'] / base['median_seconds']:.2f} |")
-        lines.append("")
+            rows.append([name, f"{s['psnr']:.2f}", f"{s['psnr'] - base['psnr']:+.2f}", f"{s['median_seconds']:.1f}",
+                         f"{s['median_seconds'] / base['median_seconds']:.2f}"])
+        lines += ["## Side by side", "",
+                  *table(["preset", "mean PSNR", f"dB vs `{names[0]}`", "median s", "time ratio"], rows), ""]
     return "\n".join(lines)
 
 
@@ -115,14 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="engine config overrides")
     parser.add_argument("--out", default="bench-results", help="folder for the markdown and JSON reports")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key] = parse_value(value)
+    overrides = parse_overrides(args.set, parser)
     scale_factor, scale_times = gradual_steps(args.scale)
     try:
         configs = {name: preset_config(name, scale_factor=scale_factor, scale_times=scale_times, **overrides)
@@ -137,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     report = {"scale": args.scale, "data": args.data, "torch": torch.__version__,
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "presets": {}, "device": None}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"bench-x{args.scale}-{'-'.join(args.preset)}"
     for name, config in configs.items():
         rows = []
@@ -148,11 +134,6 @@ def main(argv: list[str] | None = None) -> int:
                      row["bicubic_psnr"], row["seconds"], row["iterations"])
             rows.append(row)
             report["presets"][name] = {"config": config.__dict__.copy(), "images": rows, "summary": summarize(rows)}
-            (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
-            (out / f"{stem}.md").write_text(markdown(report))
+            write_report(out, stem, report, markdown(report))
     sys.stdout.write(markdown(report) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
