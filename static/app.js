@@ -227,6 +227,8 @@
       ["Enlarged", `${result.enlarged.what}: ${crop.width} × ${crop.height} px at (${crop.x}, ${crop.y}) → ${result.width} × ${result.height} px (${result.scale}×)`],
       ["Training", `${result.iterations} iterations (${result.iterations_per_step.join(" + ")} over the ${result.iterations_per_step.length} steps)` +
         (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
+      ["Started from", result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)"],
+      ["Read from the photo", describeDegradation(result.degradation)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
     ];
     const list = $("facts");
@@ -240,6 +242,18 @@
     }
     show("setup", true);
     show("result", true);
+  }
+
+  // What the training examples were made to go through, in words: the photo's JPEG and noise.
+  function describeDegradation(degradation) {
+    if (!degradation) return "nothing";
+    const parts = [];
+    if (degradation.jpeg) {
+      parts.push(`JPEG quality about ${degradation.jpeg.quality} (${degradation.jpeg.subsampling}), reused on the training examples`);
+    }
+    const noise = (degradation.noise_std * 255).toFixed(1);
+    parts.push(degradation.noise_estimated ? `noise ${noise}/255 (measured)` : `noise ${noise}/255 (set)`);
+    return parts.join("; ");
   }
 
   function setSlider(percent) {

@@ -75,19 +75,25 @@ def test_training_changes_the_weights_in_place(tiny_config, image):
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
 
 
-def test_a_spent_time_budget_stops_early_and_says_so(tiny_config, image):
+def test_a_spent_time_budget_trains_nothing_and_says_so(tiny_config, image):
+    """Training off (a job budget near zero) means the starting weights alone, not a first Adam step."""
     config = tiny_config.replace(num_epochs=1000)
     net, pool, probe, kwargs = setup(config, image)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     result = train(net, pool, probe, config, deadline=time.monotonic(), **kwargs)
-    assert result.iterations == 1
+    assert result.iterations == 0 and result.pixels == 0
     assert result.budget_exhausted
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
-def test_a_budget_that_ends_with_the_last_iteration_is_not_exhausted(tiny_config, image):
-    config = tiny_config.replace(num_epochs=1)
+@pytest.mark.parametrize("epochs, exhausted", [(1, False), (3, True)])
+def test_the_budget_is_checked_before_each_step(tiny_config, image, epochs, exhausted):
+    """A budget that runs out during the last iteration is not exhausted; one that runs out earlier is."""
+    config = tiny_config.replace(num_epochs=epochs)
     net, pool, probe, kwargs = setup(config, image)
-    result = train(net, pool, probe, config, deadline=time.monotonic(), **kwargs)
-    assert result.iterations == 1 and not result.budget_exhausted
+    result = train(net, pool, probe, config, deadline=time.monotonic() + 0.05,
+                   on_iteration=lambda *_: time.sleep(0.06), **kwargs)
+    assert result.iterations == 1 and result.budget_exhausted is exhausted
 
 
 def test_a_short_budget_stops_a_long_run(tiny_config, image):

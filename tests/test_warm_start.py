@@ -13,27 +13,46 @@ from app.engine.presets import PRESETS, WARM_START_X2, preset_config
 from app.engine.warm_start import load_weights, read_checkpoint, sha256
 from app.errors import ConfigError
 
-RECIPE = WARM_START_X2.with_suffix(".json")
+# The clean-bicubic network (presets, the ideal case) and the photo network (the web service's default).
+SHIPPED = [WARM_START_X2, WARM_START_X2.with_name("zssr_x2_photo.pt")]
 
 
-def test_shipped_weights_match_their_recorded_checksum():
-    recorded = json.loads(RECIPE.read_text())
-    assert sha256(WARM_START_X2) == recorded["sha256"]
+@pytest.fixture(params=SHIPPED, ids=lambda p: p.stem)
+def shipped(request):
+    return request.param
 
 
-def test_shipped_weights_record_a_recipe_on_training_sets_only():
-    recipe = read_checkpoint(WARM_START_X2)["recipe"]
+def test_shipped_weights_match_their_recorded_checksum(shipped):
+    recorded = json.loads(shipped.with_suffix(".json").read_text())
+    assert sha256(shipped) == recorded["sha256"]
+
+
+def test_shipped_weights_record_a_recipe_on_training_sets_only(shipped):
+    recipe = read_checkpoint(shipped)["recipe"]
     assert recipe["complete"] is True
     assert set(recipe["data"]) <= {"T91", "General100", "BSD200"}
     assert recipe["iterations"] > 0 and recipe["scale_factor"] == 2.0
 
 
-def test_shipped_weights_load_into_the_paper_network_with_their_shapes():
-    checkpoint = read_checkpoint(WARM_START_X2)
+def test_photo_weights_record_their_degradations_and_what_they_continued():
+    recipe = read_checkpoint(SHIPPED[1])["recipe"]
+    assert "JPEG" in recipe["degradation"] and "Gaussian blur" in recipe["degradation"]
+    # Continued from the clean network's recipe (its three runs), on the same training sets.
+    assert recipe["continued_from"] == read_checkpoint(SHIPPED[0])["recipe"]
+
+
+def test_config_json_starts_web_jobs_from_the_photo_weights():
+    from app.config import load_settings
+
+    assert load_settings().engine.warm_start == str(SHIPPED[1])
+
+
+def test_shipped_weights_load_into_the_paper_network_with_their_shapes(shipped):
+    checkpoint = read_checkpoint(shipped)
     net = ZSSRNet(EngineConfig())
     assert {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()} == \
         {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    load_weights(net, WARM_START_X2)
+    load_weights(net, shipped)
     # Trained: the last layer is no longer the zero it starts as, and the network is not the identity.
     assert net.layers[-1].weight.abs().max() > 0
     x = torch.rand(1, 3, 24, 24)

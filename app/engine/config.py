@@ -114,6 +114,8 @@ class EngineConfig:
                               lo=0.0, hi=0.5)
     estimate_noise: bool = option(False, "LR sons get the noise level measured on the input instead of "
                                          "noise_std (real photos)")
+    estimate_kernel: bool = option(False, "LR sons are made with the blur kernel estimated from the input (a "
+                                          "Gaussian or bicubic; integer scale_factor, no kernel file)")
     sons_jpeg: bool = option(False, "compress each LR son with the input's own JPEG quantization tables and "
                                     "chroma subsampling, when the input is a JPEG (real photos)")
     kernel: str | None = option(None, "optional path to a blur kernel (.npy or .mat) used to make LR sons")
@@ -122,6 +124,9 @@ class EngineConfig:
     num_threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024)
     time_budget_s: float | None = option(None, "stop training when this much time is spent (null: no limit)",
                                          lo=0.0, hi=1e6, lo_open=True)
+    first_step_share: float | None = option(None, "share of time_budget_s that the first gradual step may spend "
+                                                   "(the later steps split the rest); null: an even split",
+                                            lo=0.0, hi=1.0, lo_open=True)
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
     compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
     mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")

@@ -29,23 +29,22 @@ NOISE_QUANTILE = 0.1
 MAX_ESTIMATED_NOISE = 0.03
 
 
-def luma(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3 or 1, H, W) -> (N, 1, H, W): BT.601 luma in the input's range."""
-    if x.shape[1] == 1:
-        return x
-    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-
-
 def estimate_noise(image: torch.Tensor) -> float:
-    """The std of additive white Gaussian noise in `image` ((1, C, H, W) in [0, 1]), on luma.
+    """The std of additive white Gaussian noise in each channel of `image` ((1, C, H, W) in [0, 1]), as the LR
+    sons get it: the mean of the channels' estimates.
 
     Immerkaer (1996): the 3x3 operator below cancels locally planar signal, and for Gaussian noise
-    E|response| = 6 * sigma * sqrt(2 / pi). Per 16 px block, then a low quantile over blocks.
+    E|response| = 6 * sigma * sqrt(2 / pi). Per 16 px block, then a low quantile over blocks (on pure noise it
+    reads about 10% low: the quantile of the blocks' scattered estimates).
     """
-    y = luma(image.double().cpu())
-    if min(y.shape[-2:]) < 3:
+    x = image.double().cpu()
+    if min(x.shape[-2:]) < 3:
         return 0.0
-    response = F.conv2d(y, _LAPLACE_PAIR.to(y)[None, None]).abs()[0, 0]
+    return sum(_channel_noise(x[:, c:c + 1]) for c in range(x.shape[1])) / x.shape[1]
+
+
+def _channel_noise(plane: torch.Tensor) -> float:
+    response = F.conv2d(plane, _LAPLACE_PAIR.to(plane)[None, None]).abs()[0, 0]
     h, w = response.shape
     block = min(NOISE_BLOCK, h, w)
     rows, cols = h // block, w // block
@@ -70,33 +69,6 @@ def jpeg_compress(profile: JpegProfile) -> Compress:
     return compress
 
 
-@dataclass(frozen=True)
-class SonDegradation:
-    """How this run makes its LR sons, beyond the downscaling: decided once per image, reported with the result."""
-
-    noise_std: float
-    noise_estimated: bool
-    jpeg: JpegProfile | None
-
-    @classmethod
-    def plan(cls, config: EngineConfig, source: torch.Tensor, jpeg: JpegProfile | None) -> SonDegradation:
-        """From the config and, where it asks, from the training image `source` ((1, C, H, W)) and its JPEG."""
-        if config.estimate_noise:
-            noise_std, estimated = min(estimate_noise(source), MAX_ESTIMATED_NOISE), True
-        else:
-            noise_std, estimated = config.noise_std, False
-        return cls(noise_std, estimated, jpeg if config.sons_jpeg else None)
-
-    @property
-    def compress(self) -> Compress | None:
-        return None if self.jpeg is None else jpeg_compress(self.jpeg)
-
-    def describe(self) -> dict:
-        """JSON-ready: what the sons went through (and what was measured on the photo to decide it)."""
-        return {"noise_std": round(self.noise_std, 5), "noise_estimated": self.noise_estimated,
-                "jpeg": None if self.jpeg is None else self.jpeg.describe()}
-
-
 def gaussian_kernel(sigma_y: float, sigma_x: float, theta: float, factor: int, size: int = 0) -> np.ndarray:
     """A normalised (anisotropic) Gaussian blur, `theta` radians from the x axis, centred for sampling at
     i * factor: its centre sits (factor - 1) / 2 px right of and below the array's centre, so each LR pixel
@@ -117,5 +89,115 @@ def blur_downscale(hr: torch.Tensor, kernels: torch.Tensor, factor: int) -> torc
     pad = kernels.shape[-1] // 2
     weight = kernels.to(hr).repeat_interleave(c, dim=0)[:, None]
     padded = F.pad(hr.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="replicate")
-    blurred = F.conv2d(padded, weight, groups=n * c).reshape(n, c, h, w)
-    return blurred[..., ::factor, ::factor]
+    # Strided: only the kept samples are computed.
+    out = F.conv2d(padded, weight, stride=factor, groups=n * c)
+    return out.reshape(n, c, *out.shape[-2:])
+
+
+# The kernel estimate looks at a centre crop of at most this side (enough for stable spectra, and fast).
+KERNEL_ESTIMATE_SIDE = 384
+# The son kernels an estimate chooses from: MATLAB bicubic (None) or isotropic Gaussians of these stds (input px).
+KERNEL_SIGMAS = tuple(round(0.3 + 0.05 * i, 2) for i in range(35))  # 0.3 .. 2.0
+
+
+def _band_ratio(image: torch.Tensor) -> float:
+    """How sharp an image is per pixel: the luma's spectral energy at 1/4-1/2 cycle per pixel over that at
+    1/8-1/4. For a scene with the 1/f amplitude spectrum of natural images both bands hold the same energy at
+    any scale, so the ratio measures the blur of the pixels, not the content's size."""
+    x = image.double().cpu()
+    y = (0.299 * x[0, 0] + 0.587 * x[0, 1] + 0.114 * x[0, 2]) if x.shape[1] == 3 else x[0, 0]
+    h, w = y.shape
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=y.dtype),
+                         torch.hann_window(w, periodic=False, dtype=y.dtype))
+    power = torch.fft.fft2((y - y.mean()) * window).abs() ** 2
+    fy = torch.fft.fftfreq(h, dtype=y.dtype)[:, None]
+    fx = torch.fft.fftfreq(w, dtype=y.dtype)[None, :]
+    radius = torch.sqrt(fy ** 2 + fx ** 2)
+    high = power[(radius >= 0.25) & (radius < 0.5)].sum()
+    mid = power[(radius >= 0.125) & (radius < 0.25)].sum()
+    return float(high / mid.clamp_min(1e-20))
+
+
+@dataclass(frozen=True)
+class KernelEstimate:
+    """The son kernel that makes the image's sons as sharp per pixel as the image: None for MATLAB bicubic."""
+
+    sigma: float | None
+    ratio: float  # the image's band ratio (see _band_ratio)
+    son_ratio: float  # the chosen son's
+
+    def kernel(self) -> np.ndarray | None:
+        if self.sigma is None:
+            return None
+        return gaussian_kernel(self.sigma, self.sigma, 0.0, 1, 2 * int(math.ceil(4 * self.sigma)) + 1)
+
+    def describe(self) -> dict:
+        if self.sigma is None:
+            return {"kind": "bicubic"}
+        return {"kind": "gaussian", "sigma": self.sigma, "size": 2 * int(math.ceil(4 * self.sigma)) + 1}
+
+
+def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float = 0.0,
+                    compress: Compress | None = None) -> KernelEstimate:
+    """Choose, among MATLAB bicubic and the Gaussians of KERNEL_SIGMAS, the son kernel whose sons (made as
+    training makes them: the noise, then `compress`) are as sharp per pixel as `image` ((1, C, H, W) in [0, 1]).
+
+    Natural images look alike across scales (the premise of ZSSR), so the right son kernel is the one that makes
+    the son look like a photo taken the way this one was. A fast internal estimate in the spirit of KernelGAN
+    (Bell-Kligler et al. 2019), restricted to isotropic Gaussians and matched on one spectral statistic.
+    """
+    from app.engine.pairs import lr_son_small, make_downscale
+
+    target = math.log(_band_ratio(image))
+    generator = torch.Generator().manual_seed(0)
+    candidates: list[float | None] = [None, *KERNEL_SIGMAS]
+    best: tuple[float, float | None, float] | None = None
+    for sigma in candidates:
+        kernel = None if sigma is None else gaussian_kernel(sigma, sigma, 0.0, 1, 2 * int(math.ceil(4 * sigma)) + 1)
+        son = lr_son_small(image, make_downscale(scale_factor, kernel), noise_std, generator.manual_seed(0),
+                           compress)
+        ratio = _band_ratio(son)
+        distance = abs(math.log(ratio) - target)
+        if best is None or distance < best[0]:
+            best = (distance, sigma, ratio)
+    return KernelEstimate(best[1], math.exp(target), best[2])
+
+
+@dataclass(frozen=True)
+class SonDegradation:
+    """How this run makes its LR sons, beyond the downscaling: decided once per image, reported with the result."""
+
+    noise_std: float
+    noise_estimated: bool
+    jpeg: JpegProfile | None
+    kernel: KernelEstimate | None = None  # None: the config's kernel (a given file, or MATLAB bicubic)
+
+    @classmethod
+    def plan(cls, config: EngineConfig, source: torch.Tensor, jpeg: JpegProfile | None) -> SonDegradation:
+        """From the config and, where it asks, from the training image `source` ((1, C, H, W)) and its JPEG."""
+        if config.estimate_noise:
+            noise_std, estimated = min(estimate_noise(source), MAX_ESTIMATED_NOISE), True
+        else:
+            noise_std, estimated = config.noise_std, False
+        jpeg = jpeg if config.sons_jpeg else None
+        kernel = None
+        if config.estimate_kernel and config.kernel is None and float(config.scale_factor).is_integer():
+            kernel = estimate_kernel(_centre(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
+                                     None if jpeg is None else jpeg_compress(jpeg))
+        return cls(noise_std, estimated, jpeg, kernel)
+
+    @property
+    def compress(self) -> Compress | None:
+        return None if self.jpeg is None else jpeg_compress(self.jpeg)
+
+    def describe(self) -> dict:
+        """JSON-ready: what the sons went through (and what was measured on the photo to decide it)."""
+        return {"noise_std": round(self.noise_std, 5), "noise_estimated": self.noise_estimated,
+                "jpeg": None if self.jpeg is None else self.jpeg.describe(),
+                "kernel": None if self.kernel is None else self.kernel.describe()}
+
+
+def _centre(image: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[..., y:y + side, x:x + side]

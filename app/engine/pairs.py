@@ -49,13 +49,20 @@ def lr_son(hr_father: torch.Tensor, scale_factor: float, downscale: Downscale, n
 
     (N, C, H, W) in, same shape out.
     """
+    lr = lr_son_small(hr_father, downscale, noise_std, generator, compress)
+    return upscale(lr, scale_factor, tuple(hr_father.shape[-2:]))
+
+
+def lr_son_small(hr_father: torch.Tensor, downscale: Downscale, noise_std: float,
+                 generator: torch.Generator | None = None, compress: Compress | None = None) -> torch.Tensor:
+    """The son at its own, smaller size: downscaled, noisy, compressed (the photo's own degradation)."""
     lr = downscale(hr_father)
     if noise_std > 0:
         noise = torch.randn(lr.shape, generator=generator, dtype=lr.dtype).to(lr.device)
         lr = lr + noise_std * noise
     if compress is not None:
         lr = compress(lr)
-    return upscale(lr, scale_factor, tuple(hr_father.shape[-2:]))
+    return lr
 
 
 @dataclass

@@ -70,7 +70,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     policy = LearningRatePolicy(config)
     optimizer = torch.optim.Adam(net.parameters(), lr=policy.lr)
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
-    loss_value, iteration, exhausted, pixels = float("nan"), 0, False, 0
+    loss_value, done, exhausted, pixels = float("nan"), 0, False, 0
+    loss = None
     started = time.monotonic()
     # Reading the loss waits for the device; on a GPU it is read only when the probe waits for it anyway.
     read_every = 1 if probe.son.device.type == "cpu" else config.eval_every
@@ -78,6 +79,11 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     for iteration in range(1, config.num_epochs + 1):
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled during training")
+        # Checked before each step, the first included: a budget already spent trains nothing (the warm start
+        # alone), which is how a job with training off is asked for.
+        if deadline is not None and time.monotonic() >= deadline:
+            exhausted = True
+            break
         hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple)
         son = lr_son(hr_father, scale_factor, downscale, noise_std, generator, compress)
         son = son.contiguous(memory_format=memory_format)
@@ -86,6 +92,7 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        done = iteration
         if iteration % read_every == 0 or iteration == 1:
             loss_value = float(loss.detach())
         if iteration % config.eval_every == 0:
@@ -99,11 +106,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             on_iteration(iteration, loss_value, lr)
         if policy.finished:
             break
-        if deadline is not None and time.monotonic() >= deadline:
-            exhausted = iteration < config.num_epochs
-            break
-    if iteration % read_every:
+    if loss is not None and done % read_every:
         loss_value = float(loss.detach())
     net.eval()
-    return TrainResult(iteration, loss_value, policy.lr, exhausted, time.monotonic() - started, pixels,
+    return TrainResult(done, loss_value, policy.lr, exhausted, time.monotonic() - started, pixels,
                        policy.decays, policy.errors)

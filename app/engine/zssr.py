@@ -134,8 +134,10 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
-    downscale = make_downscale(config.scale_factor, kernel)
     degradation = SonDegradation.plan(config, training_source, jpeg)
+    if degradation.kernel is not None:
+        kernel = degradation.kernel.kernel()
+    downscale = make_downscale(config.scale_factor, kernel)
     compress = degradation.compress
     sources = [training_source]
     iterations: list[int] = []
@@ -148,8 +150,12 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             on_phase(step, "training")
         deadline = None
         if budget_end is not None:
-            # Split what is left of the budget evenly over the steps still to come.
-            deadline = time.monotonic() + (budget_end - time.monotonic()) / (config.scale_times - step + 1)
+            left = budget_end - time.monotonic()
+            if step == 1 and config.first_step_share is not None and config.scale_times > 1:
+                deadline = time.monotonic() + left * config.first_step_share
+            else:
+                # What is left of the budget, split evenly over the steps still to come.
+                deadline = time.monotonic() + left / (config.scale_times - step + 1)
         pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor))
         probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
                                                config.scale_factor, downscale, compress=compress)

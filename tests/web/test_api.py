@@ -80,8 +80,22 @@ def test_upscale_answers_base64_png_at_8x_the_crop(client):
     assert body["enlarged"] == {"what": "the crop", "width": 64, "height": 64}
     assert body["iterations"] == sum(body["iterations_per_step"]) > 0 and len(body["iterations_per_step"]) == 3
     assert body["device"].startswith("cpu") and body["seconds"] > 0
+    # What the job read from the upload (config.json: sons compressed with its tables, its noise measured), on
+    # both backends (the Redis one carries the JPEG profile through the queue).
+    assert body["degradation"]["jpeg"] == {"quality": 85, "subsampling": "4:2:0"}
+    assert body["degradation"]["noise_estimated"] is True and 0 <= body["degradation"]["noise_std"] <= 0.03
+    assert body["weights"] is None  # the tiny config starts from scratch
     bicubic = client.get(body["bicubic"])
     assert bicubic.mimetype == "image/png" and png_of(bicubic.data).size == (512, 512)
+
+
+def test_upscale_reports_weights_and_what_was_switched_off(make_app):
+    client = make_app(sons_jpeg=False, estimate_noise=False, estimate_kernel=False, noise_std=0.0,
+                      warm_start="app/engine/weights/zssr_x2_photo.pt", model_depth=8, model_width=64,
+                      num_epochs=1, crop_size=16).test_client()
+    body = upload(client, data=jpeg_bytes(40, 32, quality=60)).get_json()
+    assert body["weights"] == "zssr_x2_photo.pt"
+    assert body["degradation"] == {"noise_std": 0.0, "noise_estimated": False, "jpeg": None, "kernel": None}
 
 
 def test_upscale_answers_a_url_when_base64_is_off(make_app):

@@ -74,6 +74,7 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     assert crop == [48, 48] and after == [8 * 48, 8 * 48] == before
     facts = page.text_content("#facts")
     assert "the whole photo, 320 × 240" in facts and f"48 × 48 px at ({x}, {y}) → 384 × 384" in facts
+    assert "JPEG quality about" in facts and "(measured)" in facts
     with page.expect_download() as download:
         page.click("#download")
     with Image.open(download.value.path()) as image:
