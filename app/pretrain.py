@@ -1,6 +1,8 @@
 """Pre-trains the warm-start network on external images (T91, General100, BSD200), never on benchmark sets.
 
     python -m app.pretrain --data ../shared/data/train --out app/engine/weights/zssr_x2.pt --minutes 30
+    python -m app.pretrain --data ../shared/data/train --out zssr_x2_photo.pt --photo --device cuda \
+        --init app/engine/weights/zssr_x2.pt --batch 32 --crop 96 --lr 5e-4 --minutes 7   # photo sons
 
 The recipe (data, crop, batch, schedule, seconds, iterations, final loss) is stored inside the weights file and
 echoed to a JSON file beside it. Test-time training on an input image then starts from these weights.
