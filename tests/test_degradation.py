@@ -59,6 +59,24 @@ def test_profile_keeps_tables_that_no_quality_setting_makes(photo):
     assert 90 <= profile.quality <= 100  # small steps: a high quality, the nearest IJG table
 
 
+def test_a_cmyk_jpeg_with_one_table_keeps_colour_sons(photo):
+    buffer = io.BytesIO()
+    Image.fromarray(photo).convert("CMYK").save(buffer, format="JPEG", quality=70)
+    profile = JpegProfile.read(buffer.getvalue())
+    assert len(profile.qtables) == 1 and not profile.grayscale and profile.quality == 70
+    out = profile.roundtrip(photo)
+    assert out.shape == photo.shape and not (out[..., 0] == out[..., 2]).all()
+
+
+def test_profile_survives_json_as_the_redis_queue_carries_it(photo):
+    import dataclasses
+    import json
+
+    for profile in (JpegProfile.read(jpeg_bytes(photo, quality=77, subsampling=1)),
+                    JpegProfile.read(jpeg_bytes(photo[:, :, 0], quality=50))):
+        assert JpegProfile.from_dict(json.loads(json.dumps(dataclasses.asdict(profile)))) == profile
+
+
 def test_grayscale_profile_compresses_luma_only(photo):
     gray = photo[:, :, 1]
     profile = JpegProfile.read(jpeg_bytes(gray, quality=70))

@@ -29,9 +29,10 @@ def ijg_table(quality: int, base: np.ndarray = _IJG_LUMA) -> np.ndarray:
 class JpegProfile:
     """How a JPEG photo was compressed: enough to compress other images the same way."""
 
-    qtables: tuple[tuple[int, ...], ...]  # 64 values each, natural order; one table for grayscale photos
+    qtables: tuple[tuple[int, ...], ...]  # 64 values each, natural order (one may serve every component)
     subsampling: int  # Pillow's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
     quality: int  # the IJG quality whose luminance table is nearest (for people to read)
+    grayscale: bool = False  # a one-component JPEG: only luma is compressed
 
     @classmethod
     def read(cls, data: bytes) -> JpegProfile | None:
@@ -57,7 +58,13 @@ class JpegProfile:
         subsampling = sampling if sampling in _SUBSAMPLING_NAMES else 2
         luma = np.array(qtables[0])
         quality = min(range(1, 101), key=lambda q: (int(np.abs(ijg_table(q) - luma).sum()), -q))
-        return cls(qtables, subsampling, quality)
+        return cls(qtables, subsampling, quality, image.mode == "L")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> JpegProfile:
+        """The inverse of dataclasses.asdict (JSON turns the tables into lists)."""
+        return cls(tuple(tuple(t) for t in values["qtables"]), values["subsampling"], values["quality"],
+                   values.get("grayscale", False))
 
     @classmethod
     def standard(cls, quality: int, subsampling: int = 2) -> JpegProfile:
@@ -67,10 +74,6 @@ class JpegProfile:
         profile = cls.read(buffer.getvalue())
         assert profile is not None
         return profile
-
-    @property
-    def grayscale(self) -> bool:
-        return len(self.qtables) == 1
 
     def describe(self) -> dict:
         """A JSON-ready summary for people: the quality estimate and the chroma subsampling."""
@@ -85,7 +88,7 @@ class JpegProfile:
         buffer = io.BytesIO()
         qtables = [list(t) for t in self.qtables]
         if image.mode == "L":
-            image.save(buffer, format="JPEG", qtables=qtables[:1])
+            image.save(buffer, format="JPEG", qtables=qtables[:1])  # luma's table
         else:
             image.save(buffer, format="JPEG", qtables=qtables, subsampling=self.subsampling)
         return buffer.getvalue()

@@ -474,8 +474,7 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
     return JobRequest(photo_size=tuple(json.loads(photo)), crop=Box(**json.loads(crop)), crop_image=image("crop"),
                       train_image=image("train"), seed=int(seed) if seed else None,
                       request_id=request_id.decode() if request_id else "-",
-                      jpeg=None if jpeg is None else JpegProfile(tuple(map(tuple, jpeg["qtables"])),
-                                                                  jpeg["subsampling"], jpeg["quality"]))
+                      jpeg=None if jpeg is None else JpegProfile.from_dict(jpeg))
 
 
 def _decode_result(data: dict[str, Any]) -> JobResult:
