@@ -253,6 +253,11 @@
     }
     const noise = (degradation.noise_std * 255).toFixed(1);
     parts.push(degradation.noise_estimated ? `noise ${noise}/255 (measured)` : `noise ${noise}/255 (set)`);
+    if (degradation.kernel) {
+      parts.push(degradation.kernel.kind === "gaussian"
+        ? `blur estimated as a Gaussian of ${degradation.kernel.sigma} px (${degradation.kernel.size} × ${degradation.kernel.size})`
+        : "blur estimated as bicubic");
+    }
     return parts.join("; ");
   }
 
