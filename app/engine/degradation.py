@@ -2,7 +2,9 @@
 
 The noise level is estimated from the image (Immerkaer's fast Laplacian estimator, taken over the flattest blocks so
 that texture is not counted as noise); JPEG compression reuses the upload's own quantization tables
-(app.engine.jpeg.JpegProfile), so the sons carry the blocks and ringing the photo carries.
+(app.engine.jpeg.JpegProfile), so the sons carry the blocks and ringing the photo carries; the blur kernel can be
+estimated too (a spectral match, off by default: see the README's "Real photos"). The Gaussian kernels and the
+per-image blur-and-sample here also serve the photo pre-training and the photo benchmark.
 """
 
 from __future__ import annotations
