@@ -129,14 +129,20 @@ class KernelEstimate:
     son_ratio: float  # the chosen son's
 
     def kernel(self) -> np.ndarray | None:
-        if self.sigma is None:
-            return None
-        return gaussian_kernel(self.sigma, self.sigma, 0.0, 1, 2 * int(math.ceil(4 * self.sigma)) + 1)
+        return son_kernel(self.sigma)
 
     def describe(self) -> dict:
         if self.sigma is None:
             return {"kind": "bicubic"}
-        return {"kind": "gaussian", "sigma": self.sigma, "size": 2 * int(math.ceil(4 * self.sigma)) + 1}
+        return {"kind": "gaussian", "sigma": self.sigma, "size": son_kernel(self.sigma).shape[0]}
+
+
+def son_kernel(sigma: float | None) -> np.ndarray | None:
+    """A candidate son kernel: None for MATLAB bicubic, else an isotropic Gaussian out to 4 sigma (the engine's
+    kernel downscaling centres it on each block)."""
+    if sigma is None:
+        return None
+    return gaussian_kernel(sigma, sigma, 0.0, 1, 2 * int(math.ceil(4 * sigma)) + 1)
 
 
 def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float = 0.0,
@@ -155,8 +161,7 @@ def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float =
     candidates: list[float | None] = [None, *KERNEL_SIGMAS]
     best: tuple[float, float | None, float] | None = None
     for sigma in candidates:
-        kernel = None if sigma is None else gaussian_kernel(sigma, sigma, 0.0, 1, 2 * int(math.ceil(4 * sigma)) + 1)
-        son = lr_son_small(image, make_downscale(scale_factor, kernel), noise_std, generator.manual_seed(0),
+        son = lr_son_small(image, make_downscale(scale_factor, son_kernel(sigma)), noise_std, generator.manual_seed(0),
                            compress)
         ratio = _band_ratio(son)
         distance = abs(math.log(ratio) - target)
