@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from app import bench
+from app.bench import ideal
 from app.engine.resize import imresize
 
 TINY = ["model_depth=2", "model_width=8", "num_epochs=3", "crop_size=16", "min_iters=0", "eval_every=1",
@@ -104,3 +105,32 @@ def test_a_malformed_override_is_a_usage_error(data, tmp_path, capsys, item, nam
         bench.main(["--data", str(data), "--out", str(tmp_path / "r"), "--set", item])
     assert excinfo.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_the_gauss20_protocol_makes_lr_as_mzsrs_code_does(data):
+    from tests.test_paper_fidelity import mzsr_direct, mzsr_kernel
+
+    np.testing.assert_allclose(ideal.DEGRADATIONS["gauss2.0"], mzsr_kernel(15, 2.0), rtol=0, atol=1e-15)
+    hr, lr = bench.make_pair(data / "alpha.png", 2, "gauss2.0")
+    assert hr.shape == (20, 26, 3) and lr.size == (13, 10)
+    expected = mzsr_direct(hr.astype(np.float64) / 255, mzsr_kernel(15, 2.0), 2)
+    np.testing.assert_array_equal(np.asarray(lr), np.clip(np.round(expected * 255), 0, 255).astype(np.uint8))
+
+
+def test_main_hands_the_gauss20_kernel_to_the_engine(data, tmp_path):
+    out = tmp_path / "results"
+    code = bench.main(["--data", str(data), "--scale", "2", "--degradation", "gauss2.0", "--preset", "fast-scratch",
+                       "--out", str(out), "--images", "beta", "--set", *TINY])
+    assert code == 0
+    report = json.loads((out / "bench-x2-gauss2.0-fast-scratch.json").read_text())
+    assert report["degradation"] == "gauss2.0"
+    config = report["presets"]["fast-scratch"]["config"]
+    assert config["kernel_alignment"] == "direct"
+    np.testing.assert_array_equal(np.load(config["kernel"]), ideal.DEGRADATIONS["gauss2.0"])
+    # The bicubic row is bicubic of the blurred LR image: well below the clean-bicubic case of the same image.
+    blurred = report["presets"]["fast-scratch"]["images"][0]
+    bench.main(["--data", str(data), "--scale", "2", "--preset", "fast-scratch", "--out", str(out),
+                "--images", "beta", "--set", *TINY])
+    clean = json.loads((out / "bench-x2-fast-scratch.json").read_text())["presets"]["fast-scratch"]["images"][0]
+    assert blurred["bicubic_psnr"] < clean["bicubic_psnr"] - 1
+    assert "gauss2.0 LR" in (out / "bench-x2-gauss2.0-fast-scratch.md").read_text()

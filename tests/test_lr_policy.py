@@ -119,3 +119,52 @@ def test_finished_once_below_lr_stop():
             assert policy.lr == pytest.approx(1e-5) and not policy.finished
     assert policy.lr == pytest.approx(1e-6)
     assert policy.finished
+
+
+def test_slope_std_divides_the_residuals_by_n_minus_4_as_the_authors_numpy_did():
+    # Five points by hand: x = 50..250, y = (5, 3, 4, 1, 2). Mean x 150, Sxx = 2 * (100^2 + 50^2) = 25000;
+    # Sxy = -100*5 - 50*3 + 0 + 50*1 + 100*2 = -400, slope = -0.016; residuals about the line
+    # y - 3 + 0.016 (x - 150) = (0.4, -0.8, 1, -1.2, 0.6), sum of squares 3.6; std = sqrt(3.6 / (5 - 4) / 25000).
+    policy = LearningRatePolicy(config(lr_decay_range=1000))
+    for x, y in zip((50, 100, 150, 200, 250), (5.0, 3.0, 4.0, 1.0, 2.0)):
+        policy.record(x, y)
+    slope, std = policy.slope_and_std(250)
+    assert slope == pytest.approx(-0.016, rel=1e-12)
+    assert std == pytest.approx(0.012, rel=1e-12)
+    # NumPy 1.16 and later scale by n - 2 instead: a std sqrt(3) smaller than the authors' policy used.
+    _, cov = np.polyfit([50, 100, 150, 200, 250], [5.0, 3.0, 4.0, 1.0, 2.0], 1, cov=True)
+    assert std == pytest.approx(np.sqrt(cov[0, 0]) * np.sqrt(3), rel=1e-9)
+
+
+def test_four_points_are_too_few_for_the_authors_fit():
+    policy = LearningRatePolicy(config(lr_decay_range=1000))
+    for i, e in enumerate((0.3, 0.1, 0.2, 0.1), start=1):
+        policy.record(i * 10, e)
+    assert policy.slope_and_std(40) is None
+    policy.record(50, 0.2)
+    assert policy.slope_and_std(50) is not None
+
+
+@pytest.mark.parametrize("source", ["config.json", "fast", "paper"])
+def test_shipped_settings_decay_on_a_noisy_plateau(source):
+    # With the shipped schedules a plateau must decay at the first check after min_iters; a window read from
+    # lr_decay_step instead of lr_decay_range would hold too few points and never decay.
+    import json
+    from pathlib import Path
+
+    from app.engine.presets import preset_config
+
+    if source == "config.json":
+        values = json.loads((Path(__file__).resolve().parent.parent / "config.json").read_text())
+        keys = ("lr", "lr_stop", "lr_decay", "lr_decay_ratio", "lr_decay_range", "lr_decay_step", "eval_every",
+                "min_iters")
+        shipped = EngineConfig(**{k: values[k] for k in keys})
+    else:
+        shipped = preset_config(source)
+    policy = LearningRatePolicy(shipped)
+    rng = np.random.default_rng(4)
+    iterations = 2 * shipped.min_iters + 4 * shipped.lr_decay_step
+    rates = run(policy, lambda i: 0.02 + 0.001 * rng.standard_normal(), iterations, eval_every=shipped.eval_every)
+    first_check = (shipped.min_iters // shipped.lr_decay_step + 1) * shipped.lr_decay_step
+    assert policy.decays and policy.decays[0] == first_check
+    assert rates[first_check - 1] == pytest.approx(shipped.lr * shipped.lr_decay)

@@ -125,7 +125,7 @@ def test_should_stop_raises_cancelled(tiny_config, image):
 def test_the_learning_rate_policy_can_end_training(tiny_config, image):
     # lr_stop just under lr: the first decay ends training, long before num_epochs.
     config = tiny_config.replace(num_epochs=500, lr_stop=0.9 * tiny_config.lr, lr_decay_step=4, eval_every=1,
-                                 lr_decay_range=4)
+                                 lr_decay_range=8)
     net, pool, probe, kwargs = setup(config, image)
     result = train(net, pool, probe, config, **kwargs)
     assert result.decays and result.iterations == result.decays[0] < 500

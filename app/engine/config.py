@@ -119,6 +119,13 @@ class EngineConfig:
     sons_jpeg: bool = option(False, "compress each LR son with the input's own JPEG quantization tables and "
                                     "chroma subsampling, when the input is a JPEG (real photos)")
     kernel: str | None = option(None, "optional path to a blur kernel (.npy or .mat) used to make LR sons")
+    kernel_alignment: str = option("direct", "how `kernel` lines LR pixels up with HR pixels: direct (correlate "
+                                             "with the kernel as given, keep pixels 0, s, 2s, ...: MZSR's test "
+                                             "sets, the authors' imresize, KernelGAN's estimates) or centred "
+                                             "(each LR pixel at the centre of its s x s block)",
+                                   choices=("direct", "centred"))
+    kernel_augment: bool = option(False, "with a `kernel` file, still train on and ensemble over the 8 rotations "
+                                         "and flips (the authors turn them off: a kernel may be asymmetric)")
     seed: int | None = option(0, "random seed (null: nondeterministic)", lo=0, hi=2**32 - 1)
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from app.engine.config import EngineConfig
@@ -28,16 +26,23 @@ class LearningRatePolicy:
         self.errors.append(error)
 
     def slope_and_std(self, iteration: int) -> tuple[float, float] | None:
-        """Slope of the error against iteration over the recent window and the slope's standard error."""
+        """Least-squares slope of the error against iteration over the last `lr_decay_range` iterations, and the
+        slope's standard error as the authors' NumPy computed it: the residual variance divided by n - 4.
+
+        (`np.polyfit(..., cov=True)` divided by n - 4 until NumPy 1.16 and by n - 2 since; on the 5-6 points of
+        a window that is a std sqrt(3) or sqrt(2) smaller, and decays that come late.) None below 5 points.
+        """
         start = iteration - self.config.lr_decay_range
         points = [(i, e) for i, e in zip(self.iterations, self.errors) if i > start]
-        if len(points) < 4:  # numpy's covariance estimate needs more points than the degree + 2
+        if len(points) < 5:
             return None
         x, y = np.array(points, dtype=np.float64).T
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", np.exceptions.RankWarning)
-            (slope, _), cov = np.polyfit(x, y, 1, cov=True)
-        return float(slope), float(np.sqrt(max(cov[0, 0], 0.0)))
+        dx = x - x.mean()
+        sxx = float(dx @ dx)
+        slope = float(dx @ (y - y.mean())) / sxx
+        residuals = y - y.mean() - slope * dx
+        variance = float(residuals @ residuals) / (len(x) - 4)
+        return slope, float(np.sqrt(variance / sxx))
 
     def step(self, iteration: int) -> float:
         """Call after training iteration `iteration` (1-based); returns the learning rate to use next."""

@@ -21,13 +21,14 @@ FATHER_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 Downscale = Callable[..., torch.Tensor]
 
 
-def make_downscale(scale_factor: float, kernel: np.ndarray | None) -> Downscale:
-    """HR -> LR: MATLAB bicubic by 1/scale_factor, or the given blur kernel (integer factors)."""
+def make_downscale(scale_factor: float, kernel: np.ndarray | None, alignment: str = "centred") -> Downscale:
+    """HR -> LR: MATLAB bicubic by 1/scale_factor, or the given blur kernel (integer factors) with `alignment`
+    ("direct" or "centred", see kernel_downscale)."""
     if kernel is not None:
         factor = int(round(scale_factor))
 
         def by_kernel(hr: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-            lr = kernel_downscale(hr, kernel, factor)
+            lr = kernel_downscale(hr, kernel, factor, alignment)
             return lr if out_size is None else lr[..., :out_size[0], :out_size[1]]
 
         return by_kernel
@@ -55,11 +56,13 @@ def lr_son(hr_father: torch.Tensor, scale_factor: float, downscale: Downscale, n
 
 def lr_son_small(hr_father: torch.Tensor, downscale: Downscale, noise_std: float,
                  generator: torch.Generator | None = None, compress: Compress | None = None) -> torch.Tensor:
-    """The son at its own, smaller size: downscaled, noisy, compressed (the photo's own degradation)."""
+    """The son at its own, smaller size: downscaled, noisy, clipped to [0, 1] as the stored input is (and as the
+    authors clip), then compressed (the photo's own degradation)."""
     lr = downscale(hr_father)
     if noise_std > 0:
         noise = torch.randn(lr.shape, generator=generator, dtype=lr.dtype).to(lr.device)
         lr = lr + noise_std * noise
+    lr = lr.clamp(0, 1)
     if compress is not None:
         lr = compress(lr)
     return lr
@@ -85,8 +88,10 @@ class FatherPool:
         areas = np.array([f.shape[-2] * f.shape[-1] for f in fathers], dtype=np.float64)
         return cls(fathers, areas / areas.sum())
 
-    def sample(self, rng: np.random.Generator, crop_size: int, batch_size: int, multiple: int) -> torch.Tensor:
-        """A batch of random, randomly transformed square crops: (batch_size, C, s, s) with s <= crop_size."""
+    def sample(self, rng: np.random.Generator, crop_size: int, batch_size: int, multiple: int,
+               augment: bool = True) -> torch.Tensor:
+        """A batch of random square crops, each under a random one of the 8 rotations and flips when `augment`:
+        (batch_size, C, s, s) with s <= crop_size."""
         chosen = rng.choice(len(self.fathers), size=batch_size, p=self.probabilities)
         h = min([crop_size] + [self.fathers[i].shape[-2] for i in chosen])
         w = min([crop_size] + [self.fathers[i].shape[-1] for i in chosen])
@@ -96,7 +101,7 @@ class FatherPool:
         crops = []
         for i in chosen:
             father = self.fathers[i]
-            transform, _ = DIHEDRAL[rng.integers(len(DIHEDRAL))]
+            transform, _ = DIHEDRAL[rng.integers(len(DIHEDRAL))] if augment else DIHEDRAL[0]
             y = rng.integers(father.shape[-2] - side + 1)
             x = rng.integers(father.shape[-1] - side + 1)
             crops.append(transform(father[..., y:y + side, x:x + side]))

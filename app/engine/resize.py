@@ -120,15 +120,46 @@ def _centred_kernel(kernel: np.ndarray, factor: int) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-def kernel_downscale(x: torch.Tensor, kernel: np.ndarray, factor: int) -> torch.Tensor:
-    """Blur `x` (N, C, H, W) with `kernel` (centred) and keep every `factor`-th pixel (integer factors only)."""
-    k = torch.from_numpy(_centred_kernel(kernel, factor)).to(x.device, x.dtype)
-    pad = k.shape[0] // 2
-    channels = x.shape[1]
-    weight = k.expand(channels, 1, *k.shape).contiguous()
-    blurred = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), weight, groups=channels)
-    out_h, out_w = output_size(tuple(x.shape[-2:]), 1 / factor)
-    return blurred[..., ::factor, ::factor][..., :out_h, :out_w]
+# How an LR pixel lines up with its HR pixels when a blur kernel makes the LR image (see kernel_downscale).
+KERNEL_ALIGNMENTS = ("direct", "centred")
+
+
+def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Pad the last two dims by mirroring with the edge repeated (d c b a | a b c d | d c b a), MATLAB's
+    'symmetric' and scipy.ndimage's 'reflect'; any pad width, even wider than the image (it mirrors again)."""
+    def indices(n: int, before: int, after: int) -> torch.Tensor:
+        i = torch.arange(-before, n + after, device=x.device) % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    h, w = x.shape[-2:]
+    return x.index_select(-2, indices(h, top, bottom)).index_select(-1, indices(w, left, right))
+
+
+def kernel_downscale(x: torch.Tensor, kernel: np.ndarray, factor: int, alignment: str = "centred") -> torch.Tensor:
+    """Blur `x` (N, C, H, W) with `kernel` and keep every `factor`-th pixel from the first (integer factors).
+
+    `alignment` says where each LR pixel sits on the HR grid:
+    - "direct": the kernel is correlated as given (its middle element, index size // 2, over the pixel) and
+      pixels 0, f, 2f, ... are kept, as scipy.ndimage.correlate and slicing do; this is how MZSR's released
+      test sets were made, how the authors' `imresize` applies a numeric kernel, and the form KernelGAN writes
+      its estimates in (it shifts them itself).
+    - "centred": the kernel's centre of mass is first moved so that each LR pixel lands on the centre of its
+      f x f HR block, which is where a camera's pixel sits (and where MATLAB's bicubic puts it).
+    The border is mirrored (symmetric), so any kernel works on any image size.
+    """
+    if alignment not in KERNEL_ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {KERNEL_ALIGNMENTS}; got {alignment!r}")
+    if alignment == "centred":
+        kernel = _centred_kernel(kernel, factor)
+    else:
+        kernel = np.asarray(kernel, dtype=np.float64)
+        kernel = kernel / kernel.sum()
+    k = torch.from_numpy(kernel).to(x.device, x.dtype)
+    (kh, kw), channels = k.shape, x.shape[1]
+    weight = k.expand(channels, 1, kh, kw).contiguous()
+    padded = symmetric_pad(x, kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2)
+    # Strided: only the kept samples, rows and columns 0, f, 2f, ... (ceil(H / f) of them), are computed.
+    return F.conv2d(padded, weight, stride=factor, groups=channels)
 
 
 def load_kernel(path: str) -> np.ndarray:

@@ -60,11 +60,12 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
           generator: torch.Generator | None = None, deadline: float | None = None,
           on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
           memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
-          compress: Compress | None = None) -> TrainResult:
+          compress: Compress | None = None, augment: bool = True) -> TrainResult:
     """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
 
     `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled. The sons get
-    `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given.
+    `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given; `augment`
+    draws each crop under a random rotation or flip.
     """
     noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)
@@ -84,7 +85,7 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         if deadline is not None and time.monotonic() >= deadline:
             exhausted = True
             break
-        hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple)
+        hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple, augment)
         son = lr_son(hr_father, scale_factor, downscale, noise_std, generator, compress)
         son = son.contiguous(memory_format=memory_format)
         pixels += hr_father.shape[0] * hr_father.shape[-2] * hr_father.shape[-1]

@@ -37,10 +37,19 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def load_weights(net: torch.nn.Module, path: str | Path) -> dict:
-    """Load weights into `net` (whose config must match the file's architecture); returns the checkpoint."""
+def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | None = None) -> dict:
+    """Load weights into `net` (whose config must match the file's architecture); returns the checkpoint.
+
+    With `scale_factor`, a file whose recipe records another scale is refused: x2 weights start an x3 step
+    with detail of the wrong size, and nothing else would say so.
+    """
     checkpoint = read_checkpoint(path)
     arch = checkpoint["arch"]
+    trained = (checkpoint.get("recipe") or {}).get("scale_factor")
+    if scale_factor is not None and trained is not None and float(trained) != float(scale_factor):
+        raise ConfigError("warm_start", f"{path} was trained for x{float(trained):g} steps, but scale_factor is "
+                                        f"{float(scale_factor):g}; use weights trained at x{float(scale_factor):g} "
+                                        "or set warm_start to null")
     for key in ARCH_KEYS:
         wanted = getattr(net, "config_" + key, None)
         if wanted is not None and arch.get(key) != wanted:

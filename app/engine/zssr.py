@@ -63,7 +63,7 @@ def build_model(config: EngineConfig, device: torch.device) -> tuple[ZSSRNet, to
         torch.manual_seed(config.seed)
     net = ZSSRNet(config)
     if config.warm_start:
-        load_weights(net, config.warm_start)
+        load_weights(net, config.warm_start, config.scale_factor)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     net = net.to(device=device, memory_format=memory_format)
     model: torch.nn.Module = net
@@ -135,9 +135,12 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     degradation = SonDegradation.plan(config, training_source, jpeg)
+    # A kernel file lines up as `kernel_alignment` says, and may be asymmetric: the rotations and flips stay off
+    # unless asked for. An estimated kernel is an isotropic Gaussian centred on each block, as a camera's pixel.
+    alignment, augment = config.kernel_alignment, config.kernel_augment or kernel is None
     if degradation.kernel is not None:
-        kernel = degradation.kernel.kernel()
-    downscale = make_downscale(config.scale_factor, kernel)
+        kernel, alignment, augment = degradation.kernel.kernel(), "centred", True
+    downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
     sources = [training_source]
     iterations: list[int] = []
@@ -167,7 +170,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         result = train(model, pool, probe, config, scale_factor=config.scale_factor, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
-                       noise_std=degradation.noise_std, compress=compress)
+                       noise_std=degradation.noise_std, compress=compress, augment=augment)
         iterations.append(result.iterations)
         train_seconds += result.seconds
         train_pixels += result.pixels
@@ -180,11 +183,11 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
         current = enlarge(model, current, config.scale_factor, downscale, patch_size=config.patch_size,
-                          halo=net.receptive_radius, ensemble=config.self_ensemble,
+                          halo=net.receptive_radius, ensemble=config.self_ensemble and augment,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
         infer_seconds += time.monotonic() - enlarge_started
-        infer_pixels += current.shape[-2] * current.shape[-1] * (8 if config.self_ensemble else 1)
+        infer_pixels += current.shape[-2] * current.shape[-1] * (8 if config.self_ensemble and augment else 1)
         sources.append(current)
 
     colour = current
