@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 
 from app.config import load_settings
+from app.errors import ConfigError
 from app.logs import configure_logging
 from app.web import create_app
 
@@ -34,14 +36,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = load_settings(args.config)
-    configure_logging(settings.service.log_level)
-    app = create_app(settings)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.service.log_level)
+        app = create_app(settings)
+    except ConfigError as exc:  # a config no job could run with: never start serving
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     # The reloader would build a second app (and a second job runner) in a child process.
     app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False, threaded=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 from app.engine.config import ENGINE_KEYS, EngineConfig, build, option, validate
 from app.errors import ConfigError
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.json"
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATH = REPOSITORY_ROOT / "config.json"
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -117,9 +118,36 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str,
     if not isinstance(values, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     values.pop("_comment", None)
-    # File paths written in the config file are relative to the file (so config.json works from any directory);
-    # paths given as overrides stay relative to the working directory, as a shell user expects.
     for key in PATH_KEYS:
-        if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
-            values[key] = str(path.resolve().parent / values[key])
+        if isinstance(values.get(key), str):
+            values[key] = resolve_path(values[key], path)
     return split({**values, **(overrides or {})})
+
+
+def resolve_path(value: str, config_path: str | os.PathLike) -> str:
+    """Where a relative file path written in a config file points: beside the config file when a file is there,
+    else under the repository root (so the shipped `app/engine/weights/...` values work from a config file kept
+    anywhere), else beside the config file (where the error will name it). Absolute paths stay as they are;
+    paths given as overrides (command line) are not passed through here and stay relative to the working
+    directory, as a shell user expects."""
+    if Path(value).is_absolute():
+        return value
+    beside = Path(config_path).resolve().parent / value
+    if not beside.exists() and (REPOSITORY_ROOT / value).exists():
+        return str(REPOSITORY_ROOT / value)
+    return str(beside)
+
+
+def check_paths(engine: EngineConfig) -> None:
+    """Raise ConfigError naming the key when a file the engine will read (`kernel`, `warm_start`) is missing or
+    unreadable. Torch-free: a web process on the Redis backend checks this much; workers check everything
+    (app.engine.checks)."""
+    for key in PATH_KEYS:
+        value = getattr(engine, key)
+        if value is None:
+            continue
+        try:
+            with open(value, "rb") as file:
+                file.read(1)
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {value}: {exc.strerror or exc}") from exc

@@ -299,3 +299,81 @@ def test_readme_documents_every_config_key():
     for cls in (EngineConfig, ServiceConfig):
         for f in dataclasses.fields(cls):
             assert f"| `{f.name}` |" in readme, f.name
+
+
+# Every numeric key's declared range (lo, hi, lo exclusive), pinned: a range removed or widened by accident
+# (workers_per_device accepting 0, say) fails here, and each bound is tried below on the real dataclass.
+RANGES = {
+    EngineConfig: {
+        "model_width": (1, 1024, False), "model_depth": (2, 64, False), "lr": (0.0, 1.0, True),
+        "lr_stop": (0.0, 1.0, False), "lr_decay": (0.0, 1.0, True), "lr_decay_ratio": (0.0, 1e6, True),
+        "lr_decay_range": (2, 100000, False), "lr_decay_step": (1, 100000, False), "eval_every": (1, 100000, False),
+        "num_epochs": (1, 1000000, False), "min_iters": (0, 1000000, False), "crop_size": (8, 4096, False),
+        "batch_size": (1, 256, False), "patch_size": (32, 16384, False), "scale_factor": (1.0, 8.0, True),
+        "scale_times": (1, 6, False), "back_projection_iters": (0, 100, False), "noise_std": (0.0, 0.5, False),
+        "seed": (0, 2**32 - 1, False), "num_threads": (0, 1024, False), "time_budget_s": (0.0, 1e6, True),
+        "first_step_share": (0.0, 1.0, True),
+    },
+    ServiceConfig: {
+        "max_MB": (0.0, 1024.0, True), "max_pixels": (1, 10**9, False), "min_side": (4, 4096, False),
+        "crop_sizes": (8, 4096, False), "default_crop": (8, 4096, False), "train_max_side": (16, 16384, False),
+        "wait_s": (0.0, 3600.0, False), "queue_size": (1, 100000, False), "workers_per_device": (1, 64, False),
+        "result_ttl_s": (1.0, 1e7, False), "max_results": (1, 100000, False), "results_max_MB": (0.0, 1e6, True),
+        "job_time_budget_s": (0.0, 1e5, True), "job_timeout_s": (1.0, 1e6, False), "job_retries": (0, 10, False),
+        "worker_lost_after_s": (2.0, 3600.0, False),
+    },
+}
+CHOICES = {
+    EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9),
+                   "kernel_alignment": ("direct", "centred")},
+    ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},
+}
+
+
+def _item_type(annotation):
+    """int for `int`, `int | None` and `tuple[int, ...]`; likewise float, str, bool."""
+    if typing.get_origin(annotation) is tuple:
+        return typing.get_args(annotation)[0]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation
+
+
+@pytest.mark.parametrize("cls", [EngineConfig, ServiceConfig], ids=lambda c: c.__name__)
+def test_every_numeric_key_declares_the_pinned_range(cls):
+    hints = typing.get_type_hints(cls)
+    numeric = {f.name for f in dataclasses.fields(cls) if _item_type(hints[f.name]) in (int, float)}
+    assert numeric - set(CHOICES[cls]) == set(RANGES[cls])
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if f.name in RANGES[cls]:
+            assert (meta["lo"], meta["hi"], meta["lo_open"]) == RANGES[cls][f.name], f.name
+        if f.name in CHOICES[cls]:
+            assert meta["choices"] == CHOICES[cls][f.name], f.name
+
+
+def _cases():
+    for cls, ranges in RANGES.items():
+        for key, (lo, hi, lo_open) in ranges.items():
+            yield pytest.param(cls, key, lo, hi, lo_open, id=f"{cls.__name__}.{key}")
+
+
+@pytest.mark.parametrize("cls, key, lo, hi, lo_open", list(_cases()))
+def test_each_bound_is_enforced(cls, key, lo, hi, lo_open):
+    is_list = key == "crop_sizes"
+    step = 1 if isinstance(lo, int) and not isinstance(lo, bool) else max(abs(lo), 1.0) * 1e-6
+
+    def make(value):
+        return cls(**{key: [value] if is_list else value})
+
+    def refused(value):
+        with pytest.raises(ConfigError) as excinfo:
+            make(value)
+        assert excinfo.value.key == key
+
+    refused(lo if lo_open else lo - step)
+    if lo_open:
+        make(lo + step)
+    elif not (cls is EngineConfig and key == "crop_size"):  # crop_size also needs 2 x scale_factor (checked below)
+        make(lo)
+    make(hi)
+    refused(hi + step)

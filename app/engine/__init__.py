@@ -13,6 +13,7 @@ _EXPORTS = {
     "EngineConfig": "app.engine.config",
     "describe_device": "app.engine.device", "select_device": "app.engine.device",
     "load_image": "app.engine.image_io", "save_image": "app.engine.image_io",
+    "preflight": "app.engine.checks",
     "SRResult": "app.engine.zssr", "bicubic_resize": "app.engine.zssr", "super_resolve": "app.engine.zssr",
     "warm_up": "app.engine.zssr",
 }

@@ -13,7 +13,11 @@ def select_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device", f"{name!r} was asked for but CUDA is not available on this machine")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError("device", f"{name!r} was asked for but this machine has {torch.cuda.device_count()} "
+                                    "CUDA device(s)")
+    return device
 
 
 def describe(device: torch.device) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ def read_checkpoint(path: str | Path) -> dict:
         # TorchVersion (a str subclass) is allowed so that recipes that recorded torch.__version__ load.
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise ConfigError("warm_start", f"cannot read weights from {path}: {exc}") from exc
+    except Exception as exc:  # torch's unpickler raises many types for a damaged file (KeyError for some)
+        raise ConfigError("warm_start", f"cannot read weights from {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "arch" not in checkpoint:
         raise ConfigError("warm_start", f"{path} is not a weights file written by this project")
     return checkpoint

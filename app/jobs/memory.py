@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from app.config import ServiceConfig
-from app.engine import EngineConfig, describe_device, warm_up
+from app.engine import EngineConfig, preflight, warm_up
 from app.errors import JobStateError, QueueFullError, UnknownJobError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, JobStatus, Progress
@@ -60,7 +60,8 @@ class MemoryBackend(JobBackend):
         self._running = 0
         self._durations: collections.deque[float] = collections.deque(maxlen=16)
         self._closed = False
-        self._device: str | None = None
+        # A config that no job could run with stops the service here, naming the key (ConfigError).
+        self._device = preflight(engine)
         self._enlarge_s_per_pixel: float | None = None  # of the last step, measured on the latest job
         self._threads = [threading.Thread(target=self._worker, name=f"zssr-worker-{i}", daemon=True)
                          for i in range(service.workers_per_device)]
@@ -119,8 +120,6 @@ class MemoryBackend(JobBackend):
             return self._status(job)
 
     def health(self) -> Health:
-        if self._device is None:
-            self._device = describe_device(self._engine)
         with self._cond:
             dead = [t.name for t in self._threads if not t.is_alive()]
             alive = not self._closed and not dead

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import redis
 
-from app.config import ServiceConfig
+from app.config import ServiceConfig, check_paths
 from app.engine import EngineConfig
 from app.errors import BackendUnavailableError, QueueFullError
 from app.jobs.backend import Health, JobBackend
@@ -34,6 +34,8 @@ class RedisBackend(JobBackend):
     """Submits to, reads from and cancels in the shared queue; runs no jobs itself."""
 
     def __init__(self, engine: EngineConfig, service: ServiceConfig, connection: redis.Redis | None = None):
+        # The files the workers will read must at least be there (workers check the rest when they start).
+        check_paths(engine)
         self._engine = engine
         self._service = service
         self._store = JobStore(connection if connection is not None else connect(service.redis_url), service)

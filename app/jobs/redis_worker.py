@@ -25,7 +25,7 @@ from rq.exceptions import StopRequested
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from app.config import Settings
-from app.engine import EngineConfig, describe_device, warm_up
+from app.engine import EngineConfig, preflight, warm_up
 from app.jobs.backend import service_engine_config
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, Progress
 from app.jobs.progress import ProgressTracker, final_progress
@@ -76,8 +76,9 @@ class JobRunner:
         self.engine = engine
         self.work = work
         self.clock = clock
-        # Sets up the device now, once: the CUDA context lives as long as the worker.
-        self.device = describe_device(engine)
+        # Sets up the device now, once (the CUDA context lives as long as the worker), and checks that a job can
+        # run at all: a config that none could run with stops the worker here, naming the key (ConfigError).
+        self.device = preflight(engine)
         self.worker_name = "-"
         self._lock = threading.Lock()
         self._current: _Running | None = None

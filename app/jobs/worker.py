@@ -9,8 +9,10 @@ SIGTERM or Ctrl-C: finish the job in hand, then stop; twice: stop now.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from app.config import load_settings
+from app.errors import ConfigError
 from app.jobs.redis_worker import serve
 from app.logs import configure_logging
 
@@ -27,14 +29,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {key: value for key, value in (("redis_url", args.redis_url), ("redis_queue", args.queue))
                  if value is not None}
-    settings = load_settings(args.config, overrides)
-    configure_logging(settings.service.log_level)
-    serve(settings, name=args.name, burst=args.burst)
+    try:
+        settings = load_settings(args.config, overrides)
+        configure_logging(settings.service.log_level)
+        serve(settings, name=args.name, burst=args.burst)
+    except ConfigError as exc:  # a config no job could run with: stop before taking any (app.engine.checks)
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

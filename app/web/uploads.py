@@ -38,7 +38,8 @@ class InMemoryRequest(Request):
 
 
 def max_upload_bytes(service: ServiceConfig) -> int:
-    return int(service.max_MB * MEGABYTE)
+    """`max_MB` in bytes (decimal megabytes), rounded: int() would cut a limit of 1956 bytes (0.001956 MB) to 1955."""
+    return round(service.max_MB * MEGABYTE)
 
 
 def read_photo(data: bytes, service: ServiceConfig) -> Image.Image:

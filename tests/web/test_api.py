@@ -214,6 +214,15 @@ def test_unknown_job_is_404(client, method, path):
     assert_error(client.open(path, method=method), 404, "not_found")
 
 
+def test_max_mb_boundary_through_http(make_app):
+    data = jpeg_bytes(120, 90, quality=95)
+    data += bytes(60_000 - len(data))
+    accepted = make_app(max_MB=len(data) / 1e6).test_client()
+    assert upload(accepted, data=data, crop=48).status_code in (200, 202)
+    refused = make_app(max_MB=len(data) * 0.99 / 1e6).test_client()
+    assert_error(upload(refused, data=data), 413, "too_large")
+
+
 def test_over_max_mb_is_413(make_app):
     data = jpeg_bytes(300, 200, quality=95)
     client = make_app(max_MB=len(data) / 1e6 * 0.9).test_client()

@@ -212,6 +212,29 @@ def test_a_lost_job_is_retried_per_job_retries_and_the_lost_worker_cannot_finish
     assert backend.status(job.id).state is JobState.DONE
 
 
+def test_a_stale_worker_finishing_while_its_retry_runs_changes_nothing(make_queue):
+    # The lost worker's late finish comes while the second attempt is still running: it must not be taken as the
+    # job's outcome (the finish script checks the attempt, not only the state).
+    queue = make_queue(worker_lost_after_s=2.0, job_retries=1)
+    backend = queue.backend()
+    hung, retry = Blocking("first"), Blocking("second")
+    first = queue.worker(hung)
+    job = backend.submit(request())
+    assert hung.started.acquire(timeout=5)
+    freeze(first)
+    queue.worker(retry)
+    assert retry.started.acquire(timeout=10)  # attempt 2 is running
+    hung.release.set()
+    wait_for(lambda: not first.runner.busy, timeout_s=5)
+    status = backend.status(job.id)
+    assert status.state is JobState.RUNNING and status.result is None
+    with pytest.raises(JobStateError):
+        backend.output(job.id)
+    retry.release.set()
+    assert backend.wait(job.id, 10).state is JobState.DONE
+    assert backend.output(job.id).sr_png.startswith(b"second")
+
+
 def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_lost(make_queue):
     lost_after = 2.0
     queue = make_queue(worker_lost_after_s=lost_after)

@@ -65,6 +65,21 @@ def test_more_bytes_than_max_mb():
         read_photo(data, ServiceConfig(max_MB=len(data) / 1e6 * 0.9))
 
 
+@pytest.mark.parametrize("size", [1_956, 2_000, 12_345, 123_457])
+def test_max_mb_is_decimal_megabytes_to_the_byte(size):
+    # A file of exactly max_MB * 10^6 bytes is accepted, even where max_MB * 10^6 is not exact in binary
+    # floating point (1956 / 1e6 * 1e6 < 1956); 1% more than the limit is refused (a binary megabyte,
+    # 4.9% looser, would accept it). The payload is a real JPEG padded after its end marker.
+    data = jpeg_bytes(64, 48)
+    assert len(data) < size
+    data += bytes(size - len(data))
+    assert read_photo(data, ServiceConfig(max_MB=size / 1e6)).size == (64, 48)
+    with pytest.raises(ImageTooLargeError):
+        read_photo(data, ServiceConfig(max_MB=size * 0.99 / 1e6))
+    with pytest.raises(ImageTooLargeError):
+        read_photo(data + b"\0", ServiceConfig(max_MB=size / 1e6))
+
+
 def test_too_many_pixels_refused_from_the_header_alone():
     # 7000x7000 claimed by a small file: decoding it would fail as truncated (400); the header check says 413.
     bomb = with_size_in_header(jpeg_bytes(64, 64), 7000, 7000)

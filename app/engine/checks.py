@@ -1,0 +1,27 @@
+"""Checks, before any job, that the engine can run with a config: the device, the kernel file, the warm start."""
+
+from __future__ import annotations
+
+from app.engine.config import EngineConfig
+from app.engine.device import describe, select_device
+from app.engine.network import ZSSRNet
+from app.engine.resize import load_kernel
+from app.engine.warm_start import load_weights
+from app.errors import ConfigError
+
+
+def preflight(config: EngineConfig) -> str:
+    """Raise ConfigError naming the key when a job with `config` could not run; else the device, by name.
+
+    What a job would find out only when it runs: a device that is not there, a kernel file that cannot be read
+    or a scale it cannot serve, a warm start that cannot be read or does not fit the network or the scale. A
+    service or a worker calls this when it starts, so that none of these reaches a user as a failed job.
+    """
+    device = select_device(config.device)
+    if config.kernel:
+        load_kernel(config.kernel)
+        if not float(config.scale_factor).is_integer():
+            raise ConfigError("kernel", "a blur kernel needs an integer scale_factor")
+    if config.warm_start:
+        load_weights(ZSSRNet(config), config.warm_start, config.scale_factor)
+    return describe(device)
