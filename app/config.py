@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from app.errors import ConfigError
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = REPOSITORY_ROOT / "config.json"
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,51 @@ class ServiceConfig:
     worker_lost_after_s: float = option(30.0, "redis backend: a worker that has not reported for this long is "
                                         "taken for dead and its job failed (or retried per job_retries); "
                                         "workers report every second", lo=2.0, hi=3600.0)
+    rate_limit: str | None = option("10/minute", "job submissions (POST /upscale, POST /api/jobs) one client may "
+                                    "make, in Flask-Limiter's notation (10/minute, 100/hour; several joined by "
+                                    "';'); beyond it 429 with Retry-After; null: no limit")
+    max_jobs_per_client: int = option(2, "jobs one client may have queued or running at once; beyond it 429 with "
+                                      "Retry-After; 0: no cap", lo=0, hi=100000)
+    trusted_proxies: tuple[str, ...] | None = option(None, "addresses or networks (CIDR) of the reverse proxies in "
+                                                     "front; only from them is X-Forwarded-For believed; null: "
+                                                     "none, the peer address is the client")
+    api_keys: tuple[str, ...] | None = option(None, "SHA-256 hex digests of the API keys accepted as "
+                                              "`Authorization: Bearer KEY` (`python -m app.web.keys` makes one); "
+                                              "null: the API is open")
+    api_keys_file: str | None = option(None, "a file of more such digests, one per line ('#' starts a comment)")
+    page_session: bool = option(True, "with API keys on, the upload page's own browser session may use the API "
+                                      "without a key (a signed, same-site cookie); false: every API call needs "
+                                      "a key")
     log_level: str = option("INFO", "logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def __post_init__(self) -> None:
         validate(self)
         if not _QUEUE_NAME.fullmatch(self.redis_queue):
             raise ConfigError("redis_queue", f"use 1 to 64 letters, digits, '_', '-' or '.'; got {self.redis_queue!r}")
+        if self.rate_limit is not None:
+            from limits import parse_many
+
+            try:
+                parse_many(self.rate_limit)
+            except ValueError as exc:
+                raise ConfigError("rate_limit", f"not a rate like 10/minute: {self.rate_limit!r}") from exc
+        for network in self.trusted_proxies or ():
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError("trusted_proxies", f"not an address or network: {network!r}") from exc
+        for digest in self.api_keys or ():
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ConfigError("api_keys", "give each key's SHA-256 as 64 hex digits (python -m app.web.keys), "
+                                              "never the key itself")
 
     def replace(self, **changes: Any) -> "ServiceConfig":
         return build(ServiceConfig, {**dataclasses.asdict(self), **changes})
 
 
 SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
-PATH_KEYS = ("kernel", "warm_start")
+PATH_KEYS = ("kernel", "warm_start")  # the engine's files (check_paths)
+SERVICE_PATH_KEYS = ("api_keys_file",)
 
 
 @dataclass(frozen=True)
@@ -118,7 +152,7 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str,
     if not isinstance(values, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     values.pop("_comment", None)
-    for key in PATH_KEYS:
+    for key in PATH_KEYS + SERVICE_PATH_KEYS:
         if isinstance(values.get(key), str):
             values[key] = resolve_path(values[key], path)
     return split({**values, **(overrides or {})})

@@ -58,3 +58,19 @@ class JobStateError(ZSSRError):
 
 class JobFailedError(ZSSRError):
     """A job failed on the server for a reason that is not the client's (its message says so in plain words)."""
+
+
+class TooManyJobsError(ZSSRError):
+    """This client already has its configured number of jobs queued or running; it should retry later."""
+
+
+class RateLimitedError(ZSSRError):
+    """This client has submitted more jobs than its configured rate allows; it should retry later."""
+
+
+class UnauthorizedError(ZSSRError):
+    """The API needs a key (`Authorization: Bearer KEY`) and none was given."""
+
+
+class ForbiddenError(ZSSRError):
+    """The API key given is not one of the configured keys."""

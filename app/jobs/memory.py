@@ -13,7 +13,7 @@ from typing import Callable
 
 from app.config import ServiceConfig
 from app.engine import EngineConfig, preflight, warm_up
-from app.errors import JobStateError, QueueFullError, UnknownJobError
+from app.errors import JobStateError, QueueFullError, TooManyJobsError, UnknownJobError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobError, JobOutput, JobRequest, JobState, JobStatus, Progress
 from app.jobs.progress import ProgressTracker, final_progress
@@ -75,6 +75,13 @@ class MemoryBackend(JobBackend):
                 raise QueueFullError("the job runner is shutting down")
             if len(self._waiting) + self._running >= self._service.queue_size:
                 error = QueueFullError(f"the queue is full ({self._service.queue_size} jobs); try again shortly")
+                error.retry_after_s = self._retry_after_s()
+                raise error
+            cap = self._service.max_jobs_per_client
+            if cap and request.client != "-" and sum(1 for j in self._jobs.values()
+                           if j.request.client == request.client and not j.state.finished) >= cap:
+                error = TooManyJobsError(f"you already have {cap} job{'s' if cap > 1 else ''} queued or running; "
+                                         "try again when one has finished")
                 error.retry_after_s = self._retry_after_s()
                 raise error
             job = _Job(id=uuid.uuid4().hex, request=request)

@@ -37,10 +37,11 @@ class JobRequest:
     seed: int | None = None
     request_id: str = "-"
     jpeg: JpegProfile | None = None  # how the upload was compressed: the LR sons are compressed the same way
+    client: str = "-"  # who asked (an address or an API key's id): the per-client cap counts these
 
     @classmethod
     def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
-                   request_id: str = "-", jpeg: JpegProfile | None = None) -> "JobRequest":
+                   request_id: str = "-", jpeg: JpegProfile | None = None, client: str = "-") -> "JobRequest":
         """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
         scale = train_max_side / max(photo.size)
         train = photo
@@ -48,7 +49,7 @@ class JobRequest:
             size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
-                   seed=seed, request_id=request_id, jpeg=jpeg)
+                   seed=seed, request_id=request_id, jpeg=jpeg, client=client)
 
 
 class JobState(str, enum.Enum):

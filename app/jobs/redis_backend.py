@@ -16,7 +16,7 @@ import redis
 
 from app.config import ServiceConfig, check_paths
 from app.engine import EngineConfig
-from app.errors import BackendUnavailableError, QueueFullError
+from app.errors import BackendUnavailableError, QueueFullError, TooManyJobsError
 from app.jobs.backend import Health, JobBackend
 from app.jobs.model import JobOutput, JobRequest, JobStatus
 from app.jobs.redis_store import JobStore, connect, unreachable_errors
@@ -51,7 +51,7 @@ class RedisBackend(JobBackend):
         with self._reachable():
             try:
                 status = self._store.submit(request, self._engine.scale_times)
-            except QueueFullError as error:
+            except (QueueFullError, TooManyJobsError) as error:
                 workers = len(self._store.worker_devices())
                 error.retry_after_s = self._store.retry_after_s(workers, self._engine.time_budget_s or 60.0)
                 raise

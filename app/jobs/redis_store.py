@@ -12,6 +12,8 @@ Keys, all under the prefix `<redis_queue>:` (the RQ queue has RQ's own keys, `rq
   out:<id>    hash: the PNG bytes of a done job (expires with its job)
   alive:<id>  the attempt now running, refreshed by its worker every second, expiring worker_lost_after_s later
   active      sorted set of the jobs queued or running: the queue bound counts these
+  client:<c>  set of the jobs client <c> submitted that may still be live (those no longer in `active` are dropped
+              at its next submission): max_jobs_per_client counts these
   finished    sorted set of finished jobs by finishing time, with `sizes` and `bytes`: the caps on kept results
   durations   the last seconds of jobs, for Retry-After
 """
@@ -32,7 +34,7 @@ from rq import Queue, worker_registration
 
 from app.config import ServiceConfig
 from app.engine.jpeg import JpegProfile
-from app.errors import JobStateError, QueueFullError, UnknownJobError
+from app.errors import JobStateError, QueueFullError, TooManyJobsError, UnknownJobError
 from app.jobs.model import Box, JobError, JobOutput, JobRequest, JobResult, JobState, JobStatus, Progress
 
 # The RQ job function, by name: the web side never imports the worker's module.
@@ -43,6 +45,9 @@ PRESENCE_EVERY_S = 1.0
 RECENT_DURATIONS = 16
 # RQ kills a job that overruns job_timeout_s by this much; the worker itself stops it at job_timeout_s.
 HARD_TIMEOUT_MARGIN_S = 60
+
+# A client's set of live job ids (for max_jobs_per_client) is dropped after a day without a submission.
+CLIENT_SET_TTL_S = 86400
 
 # Each worker names its device in its RQ worker hash, under this field.
 DEVICE_FIELD = "zssr_device"
@@ -308,30 +313,52 @@ class JobStore:
     # The web side.
 
     def submit(self, request: JobRequest, steps: int) -> JobStatus:
-        """Queue a job unless queue_size jobs are queued or running (QueueFullError)."""
+        """Queue a job unless queue_size jobs are queued or running (QueueFullError), or its client already has
+        max_jobs_per_client of them (TooManyJobsError)."""
         job_id = uuid.uuid4().hex
         payload = _request_payload(request)
         for attempt in range(2):
-            if self._admit(job_id, request, payload, steps):
+            answer = self._admit(job_id, request, payload, steps)
+            if answer == "ok":
                 return self.status(job_id)
+            if answer == "client":
+                cap = self.service.max_jobs_per_client
+                raise TooManyJobsError(f"you already have {cap} job{'s' if cap > 1 else ''} queued or running; "
+                                       "try again when one has finished")
             if attempt == 0:
                 self.sweep()  # a lost job may be holding a place
         raise QueueFullError(f"the queue is full ({self.service.queue_size} jobs); try again shortly")
 
-    def _admit(self, job_id: str, request: JobRequest, payload: dict[str, Any], steps: int) -> bool:
-        """Count the live jobs and add this one in one transaction, enqueueing it on RQ's queue with it."""
+    def _admit(self, job_id: str, request: JobRequest, payload: dict[str, Any], steps: int) -> str:
+        """Count the live jobs (all, and the client's) and add this one in one transaction, enqueueing it on RQ's
+        queue with it: "ok", or "full" or "client" for the bound that refused it."""
         rq_job = self._rq_job(job_id, 1)
         active = self.key("active")
+        cap = self.service.max_jobs_per_client if request.client != "-" else 0
+        # The client's jobs that may still be live; those that have left `active` are dropped here.
+        mine = self.key("client", request.client)
         with self.connection.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(active)
+                    pipe.watch(active, mine)
                     if pipe.zcard(active) >= self.service.queue_size:
                         pipe.unwatch()
-                        return False
+                        return "full"
+                    ended = []
+                    if cap:
+                        ids = pipe.smembers(mine)
+                        ended = [i for i in ids if pipe.zscore(active, i) is None]
+                        if len(ids) - len(ended) >= cap:
+                            pipe.unwatch()
+                            return "client"
                     seconds, micros = pipe.time()
                     created = seconds + micros / 1e6
                     pipe.multi()
+                    if cap:
+                        if ended:
+                            pipe.srem(mine, *ended)
+                        pipe.sadd(mine, job_id)
+                        pipe.expire(mine, CLIENT_SET_TTL_S)
                     pipe.zadd(active, {job_id: created})
                     pipe.hset(self.key("job", job_id), mapping={
                         "state": JobState.QUEUED.value, "created": repr(created), "attempt": "1", "rq_id": rq_job.id,
@@ -341,7 +368,7 @@ class JobStore:
                     pipe.hset(self.key("in", job_id), mapping=payload)
                     self.queue.enqueue_job(rq_job, pipeline=pipe)
                     pipe.execute()
-                    return True
+                    return "ok"
                 except redis.WatchError:
                     continue
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from app.errors import BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError
 from app.engine.jpeg import JpegProfile
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
+from app.web.access import client_id
 from app.web.state import current
 from app.web.uploads import choose_crop, read_photo
 
@@ -89,7 +90,8 @@ def _job_request() -> JobRequest:
     crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
     box = choose_crop(photo, crop if crop is not None else service.default_crop,
                       _int_field("x", 0, None), _int_field("y", 0, None), seed)
-    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data))
+    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
+                                 client_id())
 
 
 def _int_field(name: str, lo: int, hi: int | None) -> int | None:

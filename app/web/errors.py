@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.errors import (BackendUnavailableError, BadImageError, Cancelled, ConfigError, ImageTooLargeError,
-                        ImageTooSmallError, InvalidRequestError, JobFailedError, JobStateError, NotJPEGError,
-                        QueueFullError, UnknownJobError, ZSSRError)
+from app.errors import (BackendUnavailableError, BadImageError, Cancelled, ConfigError, ForbiddenError,
+                        ImageTooLargeError, ImageTooSmallError, InvalidRequestError, JobFailedError, JobStateError,
+                        NotJPEGError, QueueFullError, RateLimitedError, TooManyJobsError, UnauthorizedError,
+                        UnknownJobError, ZSSRError)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,10 @@ STATUS: tuple[tuple[type[ZSSRError], int, str], ...] = (
     (ImageTooSmallError, 400, "too_small"),
     (BadImageError, 400, "bad_image"),
     (InvalidRequestError, 400, "bad_request"),
+    (UnauthorizedError, 401, "unauthorized"),
+    (ForbiddenError, 403, "forbidden"),
+    (RateLimitedError, 429, "rate_limited"),
+    (TooManyJobsError, 429, "too_many_jobs"),
     (UnknownJobError, 404, "not_found"),
     (JobStateError, 409, "conflict"),
     (Cancelled, 409, "cancelled"),
@@ -27,6 +33,8 @@ STATUS: tuple[tuple[type[ZSSRError], int, str], ...] = (
     (QueueFullError, 503, "queue_full"),
     (BackendUnavailableError, 503, "unavailable"),
 )
+
+COME_BACK_LATER = (QueueFullError, TooManyJobsError, RateLimitedError)
 
 INTERNAL_MESSAGE = "something went wrong on the server; please try again"
 
@@ -46,10 +54,13 @@ def install(app: Flask) -> None:
         for cls, status, code in STATUS:
             if isinstance(exc, cls):
                 headers = {}
-                # A full queue always says when to come back; so does a backend that knows (Redis away).
-                retry_after = getattr(exc, "retry_after_s", 5 if isinstance(exc, QueueFullError) else None)
+                # A full queue or a client over its limits always says when to come back; so does a backend that
+                # knows (Redis away).
+                retry_after = getattr(exc, "retry_after_s", 5 if isinstance(exc, COME_BACK_LATER) else None)
                 if retry_after is not None:
-                    headers["Retry-After"] = str(int(retry_after))
+                    headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+                if isinstance(exc, UnauthorizedError):
+                    headers["WWW-Authenticate"] = 'Bearer realm="zssr"'
                 log.info("%d %s: %s", status, code, exc)
                 return error_response(status, code, str(exc), headers)
         if not isinstance(exc, ConfigError):

@@ -32,6 +32,8 @@ TINY: dict[str, Any] = {
     "crop_sizes": [48, 64, 96, 128], "default_crop": 64, "train_max_side": 512, "wait_s": 30.0,
     "queue_size": 8, "workers_per_device": 1, "result_ttl_s": 600.0, "max_results": 64, "base64": True,
     "job_backend": "memory", "log_level": "INFO",
+    # Off here (the tests submit many jobs from one address); tests/web/test_access.py turns them on.
+    "rate_limit": None, "max_jobs_per_client": 0,
 }
 # A job that trains until it is cancelled (or its 60 s budget is spent): for cancelling and full queues.
 SLOW: dict[str, Any] = {**TINY, "num_epochs": 1_000_000, "min_iters": 1_000_000, "job_time_budget_s": 60.0}

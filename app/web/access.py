@@ -1,0 +1,159 @@
+"""Who a request comes from and whether it may go on: API keys, the upload page's session, the client's address
+behind trusted proxies, and each client's rate of job submissions (Flask-Limiter).
+
+A client is an API key (by the first 12 hex digits of its SHA-256) when keys are on and one is given, else the
+address the request came from: the peer's, or, when the peer is one of `trusted_proxies`, the last address in
+X-Forwarded-For that is not one of them (proxies append, so everything left of the first untrusted entry could
+be forged by the client). werkzeug's ProxyFix trusts a fixed number of hops from any peer, which would let a
+client that reaches the service directly choose its own address; so the peer is checked first here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import os
+import secrets
+import time
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+
+from app.config import ServiceConfig
+from app.errors import ConfigError, ForbiddenError, UnauthorizedError
+from app.web.errors import error_response
+
+log = logging.getLogger(__name__)
+
+# The endpoints that submit a job: the rate limit counts them together.
+SUBMIT_ENDPOINTS = ("api.upscale", "api.create_job")
+# Endpoints of the API blueprint that stay open with keys on: probes of load balancers and orchestrators.
+OPEN_ENDPOINTS = ("api.healthz", "api.readyz")
+# The session secret shared by every web process; without it each process makes its own (fine for one process).
+SECRET_ENV = "ZSSR_SECRET_KEY"
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 hex digest of an API key: what config key `api_keys` holds (never the key itself)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def load_key_digests(service: ServiceConfig) -> tuple[str, ...]:
+    """The accepted keys' digests: `api_keys` and the lines of `api_keys_file`; raises ConfigError on a bad line."""
+    digests = list(service.api_keys or ())
+    if service.api_keys_file:
+        try:
+            lines = Path(service.api_keys_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError("api_keys_file", f"cannot read {service.api_keys_file}: {exc.strerror or exc}") from exc
+        for number, line in enumerate(lines, start=1):
+            digest = line.split("#", 1)[0].strip().lower()
+            if not digest:
+                continue
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ConfigError("api_keys_file", f"line {number} of {service.api_keys_file} is not a SHA-256 "
+                                                   "hex digest (python -m app.web.keys makes one)")
+            digests.append(digest)
+    return tuple(digests)
+
+
+def _matches(given: str, digests: tuple[str, ...]) -> str | None:
+    """The digest that `given` hashes to, compared in constant time against every digest (no early exit)."""
+    candidate = key_digest(given).encode("ascii")
+    found = None
+    for digest in digests:
+        if hmac.compare_digest(candidate, digest.encode("ascii")):
+            found = digest
+    return found
+
+
+def client_address(trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """The client's address: the peer's, or behind trusted proxies the last untrusted X-Forwarded-For entry."""
+    peer = request.remote_addr or "-"
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a malformed entry: do not let it name the client
+    return hops[0] if hops else peer
+
+
+def client_id() -> str:
+    """The client this request counts against: an API key's id, or an address."""
+    return g.get("client") or "ip:" + client_address(current_trusted())
+
+
+def current_trusted() -> tuple:
+    from flask import current_app
+
+    return current_app.extensions["zssr_access"]["trusted"]
+
+
+def install(app: Flask, service: ServiceConfig, storage_uri: str) -> Limiter | None:
+    """Check keys on the API, remember the client, and limit each client's submissions (`rate_limit`)."""
+    digests = load_key_digests(service)
+    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in service.trusted_proxies or ())
+    app.extensions["zssr_access"] = {"digests": digests, "trusted": trusted}
+    app.secret_key = os.environ.get(SECRET_ENV) or secrets.token_bytes(32)
+    app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True)
+
+    # Registered before the limiter's own hook, so that the limiter counts the key, not the address.
+    @app.before_request
+    def check_key() -> None:
+        g.client = None
+        if not digests or request.blueprint != "api" or request.endpoint in OPEN_ENDPOINTS:
+            return
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and given.strip():
+            digest = _matches(given.strip(), digests)
+            if digest is None:
+                raise ForbiddenError("this API key is not accepted")
+            g.client = "key:" + digest[:12]
+            return
+        if service.page_session and session.get("page"):
+            return  # the upload page's own browser session
+        raise UnauthorizedError("this API needs a key: send it as 'Authorization: Bearer KEY'")
+
+    if service.rate_limit is None:
+        return None
+    limiter = Limiter(client_id, app=app, storage_uri=storage_uri, strategy="moving-window",
+                      key_prefix=f"{service.redis_queue}:limits", swallow_errors=True, headers_enabled=False)
+    submissions = limiter.shared_limit(service.rate_limit, scope="submissions")
+    for endpoint in SUBMIT_ENDPOINTS:
+        app.view_functions[endpoint] = submissions(app.view_functions[endpoint])
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):
+        limit = limiter.current_limit
+        retry_after = max(1, math.ceil(limit.reset_at - time.time())) if limit is not None else 60
+        log.info("429 rate_limited: %s over %s", client_id(), exc.description)
+        return error_response(429, "rate_limited", f"too many submissions (at most {exc.description}); try "
+                                                   f"again in {retry_after} s", {"Retry-After": str(retry_after)})
+
+    return limiter
+
+
+def open_page_session(service: ServiceConfig) -> None:
+    """Mark this browser's session as the upload page's (keys on, `page_session`): its API calls need no key."""
+    from flask import current_app
+
+    if current_app.extensions["zssr_access"]["digests"] and service.page_session:
+        session["page"] = True

@@ -1,0 +1,172 @@
+"""Per-client limits (submission rate, live jobs), client addresses behind trusted proxies, and API keys; on both
+job backends (on Redis the limits hold across web processes)."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from app.errors import ConfigError
+from app.web import close_app, create_app
+from app.web.access import client_address, key_digest
+from websupport import SLOW, jpeg_bytes, wait_for
+
+PHOTO = jpeg_bytes(120, 90)
+
+
+def submit(client, address: str = "10.0.0.1", path: str = "/api/jobs", **kwargs):
+    """POST a photo to `path` from `address` (the test client's peer address)."""
+    form = {"image": (io.BytesIO(PHOTO), "photo.jpg", "image/jpeg"), "crop": "48"}
+    return client.post(path, data=form, content_type="multipart/form-data", environ_base={"REMOTE_ADDR": address},
+                       **kwargs)
+
+
+def assert_429(response, code: str) -> int:
+    assert response.status_code == 429, response.get_json()
+    body = response.get_json()
+    assert body["error"] == code and body["message"]
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= 3600
+    return retry_after
+
+
+def test_submissions_beyond_the_rate_get_429_per_client(make_app):
+    client = make_app(rate_limit="3/minute").test_client()
+    assert [submit(client).status_code for _ in range(3)] == [202] * 3
+    assert 50 <= assert_429(submit(client), "rate_limited") <= 61
+    # /upscale counts against the same budget; another client has its own.
+    assert_429(submit(client, path="/upscale"), "rate_limited")
+    assert submit(client, "10.0.0.2").status_code == 202
+    # Reading, polling and cancelling are never limited.
+    job = submit(client, "10.0.0.3").get_json()["id"]
+    for _ in range(5):
+        assert client.get(f"/api/jobs/{job}", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200
+
+
+def test_the_rate_holds_across_web_processes_on_redis(make_app, backend):
+    first = make_app(rate_limit="2/minute")
+    second = create_app(first.extensions["zssr"].settings)  # another web process on the same config
+    try:
+        assert submit(first.test_client()).status_code == 202
+        assert submit(second.test_client()).status_code == 202
+        if backend == "redis":  # one count in Redis for every web process
+            assert_429(submit(first.test_client()), "rate_limited")
+            assert_429(submit(second.test_client()), "rate_limited")
+        else:  # the in-process runner (and its count) is per process; gunicorn runs one process for it
+            assert submit(first.test_client()).status_code == 202
+            assert_429(submit(first.test_client()), "rate_limited")
+    finally:
+        close_app(second)
+
+
+def test_live_jobs_per_client_are_capped(make_app):
+    client = make_app(**{**SLOW, "rate_limit": None, "max_jobs_per_client": 2, "queue_size": 8}).test_client()
+    first, second = (submit(client).get_json()["id"] for _ in range(2))
+    assert_429(submit(client), "too_many_jobs")
+    assert submit(client, "10.0.0.2").status_code == 202  # another client
+    assert client.delete(f"/api/jobs/{first}").status_code in (200, 202)
+    client.get(f"/api/jobs/{first}")
+
+    wait_for(lambda: client.get(f"/api/jobs/{first}").get_json()["status"] == "cancelled", timeout_s=10)
+    third = submit(client)
+    assert third.status_code == 202
+    for job in (second, third.get_json()["id"]):
+        client.delete(f"/api/jobs/{job}")
+
+
+def test_forwarded_addresses_count_only_from_trusted_proxies(make_app):
+    app = make_app(rate_limit="1/minute", trusted_proxies=["127.0.0.1", "10.9.0.0/16"])
+    client = app.test_client()
+
+    def via_proxy(forwarded: str, peer: str = "127.0.0.1"):
+        return submit(client, peer, headers={"X-Forwarded-For": forwarded})
+
+    assert via_proxy("203.0.113.5").status_code == 202
+    assert_429(via_proxy("203.0.113.5"), "rate_limited")
+    # A client cannot escape by prepending addresses: the last untrusted entry is the client.
+    assert_429(via_proxy("198.51.100.7, 203.0.113.5"), "rate_limited")
+    assert_429(via_proxy("198.51.100.7, 203.0.113.5, 10.9.3.4", peer="10.9.0.1"), "rate_limited")
+    assert via_proxy("198.51.100.8").status_code == 202
+    # From a peer that is not a trusted proxy the header is ignored: the peer is the client.
+    assert submit(client, "192.0.2.1", headers={"X-Forwarded-For": "198.51.100.99"}).status_code == 202
+    assert_429(submit(client, "192.0.2.1", headers={"X-Forwarded-For": "198.51.100.100"}), "rate_limited")
+
+
+@pytest.mark.parametrize("peer, forwarded, expected", [
+    ("192.0.2.1", "1.1.1.1", "192.0.2.1"),
+    ("127.0.0.1", None, "127.0.0.1"),
+    ("127.0.0.1", "1.1.1.1", "1.1.1.1"),
+    ("127.0.0.1", "6.6.6.6, 1.1.1.1", "1.1.1.1"),
+    ("127.0.0.1", "1.1.1.1, 127.0.0.1", "1.1.1.1"),
+    ("127.0.0.1", "not-an-address", "127.0.0.1"),
+    ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
+])
+def test_client_address(make_app, peer, forwarded, expected):
+    import ipaddress
+
+    app = make_app()
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": peer}, headers=headers):
+        assert client_address((ipaddress.ip_network("127.0.0.0/8"),)) == expected
+
+
+def test_api_keys(make_app, caplog):
+    caplog.set_level(logging.DEBUG)
+    keys = ["first-key-1234567890", "second-key-abcdefghij"]
+    client = make_app(api_keys=[key_digest(k) for k in keys], page_session=False).test_client()
+    missing = submit(client)
+    assert missing.status_code == 401 and missing.get_json()["error"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = submit(client, headers={"Authorization": "Bearer not-a-key"})
+    assert wrong.status_code == 403 and wrong.get_json()["error"] == "forbidden"
+    job = submit(client, headers={"Authorization": f"Bearer {keys[1]}"})
+    assert job.status_code == 202
+    job_id = job.get_json()["id"]
+    assert client.get(f"/api/jobs/{job_id}").status_code == 401
+    assert client.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {keys[0]}"}).status_code == 200
+    # Probes and the page stay open.
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    assert client.get("/").status_code == 200
+    assert submit(client).status_code == 401  # page_session off: the page's cookie does not open the API
+    text = caplog.text
+    assert all(key not in text for key in keys)
+
+
+def test_the_upload_pages_session_may_use_the_api_without_a_key(make_app):
+    app = make_app(api_keys=[key_digest("only-key-0123456789")])
+    browser, script = app.test_client(), app.test_client()
+    assert submit(browser).status_code == 401
+    page = browser.get("/")
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert submit(browser).status_code == 202
+    assert submit(script).status_code == 401  # no cookie, no key
+
+
+def test_rate_limits_count_per_key_when_keys_are_on(make_app):
+    keys = ["key-a-0123456789", "key-b-0123456789"]
+    client = make_app(api_keys=[key_digest(k) for k in keys], rate_limit="1/minute").test_client()
+    a, b = ({"Authorization": f"Bearer {k}"} for k in keys)
+    assert submit(client, headers=a).status_code == 202
+    assert_429(submit(client, headers=a), "rate_limited")
+    assert submit(client, headers=b).status_code == 202  # same address, another key
+
+
+def test_keys_file(tmp_path, make_app):
+    path = tmp_path / "keys.txt"
+    path.write_text(f"# team A\n{key_digest('file-key-0123456789')}  # laptop\n\n")
+    client = make_app(api_keys_file=str(path), page_session=False).test_client()
+    assert submit(client, headers={"Authorization": "Bearer file-key-0123456789"}).status_code == 202
+    assert submit(client, headers={"Authorization": "Bearer other"}).status_code == 403
+    path.write_text("not a digest\n")
+    with pytest.raises(ConfigError) as excinfo:
+        make_app(api_keys_file=str(path))
+    assert excinfo.value.key == "api_keys_file"
+
+
+def test_plain_keys_in_the_config_are_refused(make_app):
+    with pytest.raises(ConfigError) as excinfo:
+        make_app(api_keys=["my-secret-key"])
+    assert excinfo.value.key == "api_keys"
