@@ -21,9 +21,14 @@ SEED_MAX = 2**32 - 1
 
 @bp.post("/upscale")
 def upscale():
-    """Enlarge and answer 200 with the result, or 202 with the job's place when it takes longer than wait_s."""
+    """Enlarge and answer 200 with the result, or 202 with the job's place when it takes longer than wait_s (at
+    once with `Prefer: respond-async`, RFC 7240)."""
     state = current()
     status = state.backend.submit(_job_request())
+    if _prefers_async():
+        response = _accepted(status)
+        response.headers["Preference-Applied"] = "respond-async"
+        return response
     status = state.backend.wait(status.id, state.settings.service.wait_s)
     if status.state is JobState.DONE:
         body = {"id": status.id, **_result_json(status, inline=state.settings.service.base64)}
@@ -92,6 +97,11 @@ def _job_request() -> JobRequest:
                       _int_field("x", 0, None), _int_field("y", 0, None), seed)
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
                                  client_id())
+
+
+def _prefers_async() -> bool:
+    preferences = ",".join(request.headers.getlist("Prefer")).split(",")
+    return any(p.split(";", 1)[0].strip().lower() == "respond-async" for p in preferences)
 
 
 def _int_field(name: str, lo: int, hi: int | None) -> int | None:

@@ -6,6 +6,7 @@ import base64
 import io
 import logging
 import re
+import time
 
 import pytest
 from PIL import Image
@@ -368,3 +369,16 @@ def test_create_app_takes_settings_overrides_or_a_path(tmp_path):
             close_app(application)
     with pytest.raises(ConfigError, match="queue_sise"):
         create_app({"queue_sise": 3})
+
+
+def test_prefer_respond_async_answers_202_at_once(make_app):
+    client = make_app(**SLOW).test_client()
+    form = {"image": (io.BytesIO(jpeg_bytes(120, 90)), "photo.jpg", "image/jpeg"), "crop": "48"}
+    started = time.monotonic()
+    response = client.post("/upscale", data=form, content_type="multipart/form-data",
+                           headers={"Prefer": "wait=5, respond-async"})
+    assert time.monotonic() - started < 5  # SLOW's wait_s is 30 and its job never finishes on its own
+    assert response.status_code == 202 and response.headers["Preference-Applied"] == "respond-async"
+    body = response.get_json()
+    assert response.headers["Location"] == f"/api/jobs/{body['id']}" and body["status"] in ("queued", "running")
+    client.delete(f"/api/jobs/{body['id']}")

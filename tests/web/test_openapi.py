@@ -20,10 +20,6 @@ from app.web.openapi import DOCUMENT
 from test_uploads import with_size_in_header
 from websupport import SLOW, jpeg_bytes, upload, wait_for
 
-# The submission caps are not under test here: without them one app can give every shape.
-UNCAPPED = {"rate_limit": None, "max_jobs_per_client": 0}
-
-
 class SentRequest(WerkzeugOpenAPIRequest):
     """The test client's request as openapi-core sees it, without its body: the app has read it already, and
     validating a response needs only the method and the path."""
@@ -79,7 +75,7 @@ def test_document_is_valid_and_covers_every_route(client):
 
 
 def test_jobs_from_upload_to_result_match_the_document(make_app, spec):
-    client = make_app(**UNCAPPED).test_client()
+    client = make_app().test_client()
     upscaled = check(spec, upload(client, data=jpeg_bytes(100, 80), crop=48), 200)
     assert upscaled["image_encoding"] == "base64" and upscaled["degradation"]["jpeg"] is not None
     job_id = check(spec, upload(client, "/api/jobs", jpeg_bytes(100, 80), crop=48), 202)["id"]
@@ -98,7 +94,7 @@ def test_jobs_from_upload_to_result_match_the_document(make_app, spec):
 
 
 def test_queued_running_and_cancelled_jobs_match_the_document(make_app, spec):
-    client = make_app(**{**SLOW, **UNCAPPED, "queue_size": 2, "wait_s": 0.0}).test_client()
+    client = make_app(**{**SLOW, "queue_size": 2, "wait_s": 0.0}).test_client()
     running = check(spec, upload(client, data=jpeg_bytes(120, 90)), 202)  # /upscale cannot finish in wait_s
     queued = check(spec, upload(client, "/api/jobs", jpeg_bytes(120, 90)), 202)
     assert queued["status"] == "queued" and queued["queue_position"] == 1
@@ -118,7 +114,7 @@ def test_queued_running_and_cancelled_jobs_match_the_document(make_app, spec):
 
 
 def test_errors_match_the_document(make_app, spec, monkeypatch):
-    client = make_app(**UNCAPPED).test_client()
+    client = make_app().test_client()
     data = jpeg_bytes(200, 150, quality=95)
     check(spec, upload(client, data=data, seed="abc"), 400, "bad_request")
     check(spec, client.post("/api/jobs", data={}), 400, "bad_request")
@@ -129,7 +125,7 @@ def test_errors_match_the_document(make_app, spec, monkeypatch):
     check_error_body(client.get("/upscale"), 405, "method_not_allowed")
     check_error_body(client.get("/no/such/page"), 404, "not_found")
     # Refused before the form is parsed (werkzeug's limit on the body, not the service's check of the file).
-    small = make_app(**UNCAPPED, max_MB=0.05).test_client()
+    small = make_app(max_MB=0.05).test_client()
     check(spec, upload(small, data=b"\xff\xd8\xff" + bytes(400_000)), 413, "too_large")
 
     def broken(*args, **kwargs):
@@ -147,8 +143,8 @@ def test_readiness_failure_matches_the_document(app, client, spec):
 
 
 def test_keys_and_submission_caps_match_the_document(make_app, spec):
-    client = make_app(**SLOW, api_keys=[key_digest("right")], rate_limit="2/minute",
-                      max_jobs_per_client=1).test_client()
+    client = make_app(**{**SLOW, "api_keys": [key_digest("right")], "rate_limit": "2/minute",
+                         "max_jobs_per_client": 1}).test_client()
     check(spec, client.get("/api/jobs/nope"), 401, "unauthorized")
     check(spec, client.get("/api/jobs/nope", headers={"Authorization": "Bearer wrong"}), 403, "forbidden")
     key = {"Authorization": "Bearer right"}
@@ -168,7 +164,7 @@ def test_keys_and_submission_caps_match_the_document(make_app, spec):
 
 
 def test_renamed_or_dropped_fields_fail_validation(make_app, spec):
-    client = make_app(**UNCAPPED).test_client()
+    client = make_app().test_client()
     upscaled = upload(client, data=jpeg_bytes(100, 80), crop=48)
     job = upload(client, "/api/jobs", jpeg_bytes(100, 80), crop=48)
     missing = client.get("/api/jobs/nope")
