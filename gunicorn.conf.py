@@ -1,6 +1,11 @@
 """Gunicorn settings for the web service: one worker process with threads, the app built in the worker."""
 
+import os
+import shutil
+import tempfile
+
 from app.logs import LOG_FORMAT, dict_config
+
 
 wsgi_app = "app.web:create_app()"
 bind = "0.0.0.0:8000"
@@ -38,3 +43,28 @@ def worker_exit(server, worker):
     state = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("zssr")
     if state is not None:
         state.backend.close()
+
+
+# Prometheus multiprocess mode: every worker process writes its metrics to files in one folder, and /metrics sums
+# them (a restarted worker's counts are kept). The master sets it before any worker starts, so that
+# prometheus_client sees it when a worker imports it; made at start unless the environment names one, and
+# removed when gunicorn exits.
+_metrics_dir: list[str] = []
+
+
+def on_starting(server):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _metrics_dir.append(tempfile.mkdtemp(prefix="zssr-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir[0]
+
+
+def child_exit(server, worker):
+    """A worker process has ended: its live gauges leave the sums (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for folder in _metrics_dir:
+        shutil.rmtree(folder, ignore_errors=True)

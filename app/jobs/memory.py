@@ -185,7 +185,7 @@ class MemoryBackend(JobBackend):
                 self._durations.append(seconds)
                 job.output, job.error = output, error
                 self._finish(job, state)
-            log_outcome(log, job.id, job.state, job.output, seconds)
+            log_outcome(log, job.id, job.state, job.output, seconds, job.started_at - job.created_at)
             request_id.reset(token)
 
     def _learn_enlarge_time(self, tracker: ProgressTracker, output: JobOutput) -> None:

@@ -459,6 +459,13 @@ class JobStore:
         meta = self.connection.hmget(self.key("job", job_id), "photo", "crop", "request_id")
         return state, _decode_request(fields, meta)
 
+    def waited_s(self, job_id: str) -> float | None:
+        """How long a job that has just started waited since it was submitted (Redis's clock), for the metrics."""
+        created, started = self.connection.hmget(self.key("job", job_id), "created", "started")
+        if created is None or started is None:
+            return None
+        return float(started) - float(created)
+
     def beat(self, job_id: str, attempt: int, progress: Progress) -> str:
         return self._run("beat", job_id, str(attempt), json.dumps(dataclasses.asdict(progress))).decode()
 

@@ -91,6 +91,7 @@ class JobRunner:
             return
         token = request_id.set(request.request_id)
         job = _Running(job_id, attempt, self._tracker(request), self.clock())
+        waited = self.store.waited_s(job_id)
         with self._lock:
             self._current = job
         output, error = None, None
@@ -119,7 +120,7 @@ class JobRunner:
         with self._lock:
             self._current = None
         if recorded:
-            log_outcome(log, job_id, state, output, seconds)
+            log_outcome(log, job_id, state, output, seconds, waited)
         else:
             log.warning("job %s given up after %.1f s: it was taken for lost (no heartbeat for %g s) or is gone",
                         job_id, seconds, self.store.service.worker_lost_after_s)

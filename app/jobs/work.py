@@ -13,6 +13,7 @@ from app.engine import EngineConfig, bicubic_resize, super_resolve
 from app.errors import BadImageError, Cancelled
 from app.jobs.model import JobError, JobOutput, JobRequest, JobResult, JobState
 from app.jobs.progress import ProgressTracker
+from app.metrics import record_job
 
 INTERNAL_FAILURE = "the enlargement failed on the server; please try again"
 
@@ -61,8 +62,11 @@ def outcome_of(exc: Exception) -> tuple[JobState, JobError | None]:
     return JobState.FAILED, JobError("internal", INTERNAL_FAILURE)
 
 
-def log_outcome(log: logging.Logger, job_id: str, state: JobState, output: JobOutput | None, seconds: float) -> None:
-    """The one log line of a finished job: what it made, from what, on which device, in how long."""
+def log_outcome(log: logging.Logger, job_id: str, state: JobState, output: JobOutput | None, seconds: float,
+                wait_s: float | None = None) -> None:
+    """The one log line of a finished job (what it made, from what, on which device, in how long), and its
+    metrics (`wait_s`: how long it was queued)."""
+    record_job(state.value, seconds, wait_s, output.result.iterations if output is not None else None)
     if output is None:
         log.info("job %s %s after %.1f s", job_id, state.value, seconds)
         return

@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue", default=None, help="queue name (default: config key redis_queue)")
     parser.add_argument("--name", default=None, help="worker name in the registry (default: host.pid)")
     parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve this worker's job metrics for Prometheus on this port (default: none)")
     return parser.parse_args(argv)
 
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, overrides)
         configure_logging(settings.service.log_level)
+        if args.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port)
         serve(settings, name=args.name, burst=args.burst)
     except ConfigError as exc:  # a config no job could run with: stop before taking any (app.engine.checks)
         sys.stderr.write(f"error: {exc}\n")

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from app.errors import BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError
 from app.engine.jpeg import JpegProfile
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
+from app.metrics import CONTENT_TYPE, LiveCollector, render
 from app.web.access import client_id
 from app.web.state import current
 from app.web.uploads import choose_crop, read_photo
@@ -72,6 +73,13 @@ def bicubic_png(job_id: str):
 def healthz():
     """Alive: the process answers. Says nothing about the workers (see /readyz)."""
     return jsonify(status="ok")
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition: jobs by outcome, job and queue-wait times, training speed, refused requests, and,
+    read now, the queue's depth, the workers and the device."""
+    return Response(render(LiveCollector(current().backend.health)), mimetype=CONTENT_TYPE)
 
 
 @bp.get("/readyz")

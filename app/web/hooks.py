@@ -8,6 +8,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from app.logs import request_id
+from app.metrics import record_rejected
 
 # A client may pass its own id (to follow a request through its logs) if it is short and plain.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -41,6 +42,9 @@ def install(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "no-referrer"
         if request.blueprint == "api":
             response.headers.setdefault("Cache-Control", "no-store")
+        if response.status_code >= 400:
+            body = response.get_json(silent=True) if response.is_json else None
+            record_rejected(response.status_code, body.get("error", "-") if isinstance(body, dict) else "-")
         return response
 
     @app.teardown_request
