@@ -2,6 +2,7 @@
 
     python -m app.bench --data ../shared/data/Set5 --scale 2 --preset paper fast
     python -m app.bench photo8x --photos 3 --regions 2
+    python -m app.bench soak --backend memory redis --seconds 300
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 import sys
 
 # Loaded on use: photo8x runs the web job path (Flask, the job layer), which the ideal protocol never needs.
-PROTOCOLS = {"ideal": "app.bench.ideal", "photo8x": "app.bench.photo8x"}
+PROTOCOLS = {"ideal": "app.bench.ideal", "photo8x": "app.bench.photo8x", "soak": "app.bench.soak"}
 DEFAULT_PROTOCOL = "ideal"
 
 

@@ -92,8 +92,8 @@ SCHEMAS: dict[str, Schema] = {
                             "subsampling": {"type": "string", "enum": ["4:4:4", "4:2:2", "4:2:0", "grayscale"]}},
                            "How the upload was compressed (the training examples are compressed the same way)."),
     "BicubicKernel": _strict({"kind": {"type": "string", "const": "bicubic"}}, "MATLAB's bicubic."),
-    "GaussianKernel": _strict({"kind": {"type": "string", "const": "gaussian"}, "sigma": {"type": "number", "exclusiveMinimum": 0},
-                               "size": _count(minimum=1)},
+    "GaussianKernel": _strict({"kind": {"type": "string", "const": "gaussian"},
+                               "sigma": {"type": "number", "exclusiveMinimum": 0}, "size": _count(minimum=1)},
                               "An isotropic Gaussian, estimated from the photo."),
     "Degradation": _strict({
         "noise_std": {"type": "number", "minimum": 0},
@@ -135,8 +135,8 @@ SCHEMAS: dict[str, Schema] = {
         "links": _strict({"self": {"type": "string", "format": "uri-reference"}}),
     }, "A job's snapshot."),
     "Health": _strict({"status": {"type": "string", "const": "ok"}}),
-    "Ready": _strict({"status": {"type": "string", "const": "ready"}, "device": {"type": "string"}, "workers": _count(),
-                      "queued": _count(), "running": _count()}),
+    "Ready": _strict({"status": {"type": "string", "const": "ready"}, "device": {"type": "string"},
+                      "workers": _count(), "queued": _count(), "running": _count()}),
     "Upload": {
         "type": "object",
         "required": ["image"],
@@ -191,8 +191,9 @@ def _error(description: str, codes: list[str], **headers: Schema) -> Schema:
 ERRORS: dict[str, tuple[str, Schema]] = {
     "BadRequest": ("400", _error("A field is missing or malformed, or the photo is corrupt or too small.",
                                  ["bad_request", "bad_image", "too_small"])),
-    "Unauthorized": ("401", _error("API keys are configured and the request has none (Authorization: Bearer KEY).",
-                                   ["unauthorized"], **{"WWW-Authenticate": {"schema": {"type": "string"}}})),
+    "Unauthorized": ("401", _error("API keys are configured and the request has none (Authorization: Bearer KEY), "
+                                   "nor the upload page's session.", ["unauthorized"],
+                                   **{"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}})),
     "Forbidden": ("403", _error("The API key given is not one of the configured keys.", ["forbidden"])),
     "NotFound": ("404", _error("No such job (unknown, or its result has expired).", ["not_found"])),
     "Conflict": ("409", _error("The job cannot do that in its present state (no result yet, already finished), or "
@@ -280,19 +281,23 @@ PATHS: dict[str, Schema] = {
     }},
     "/healthz": {"get": {
         "operationId": "health", "summary": "Alive: the process answers (says nothing about the workers)",
+        "security": [],
         "responses": _responses({"200": _json("Alive.", _ref("Health"))}),
     }},
     "/readyz": {"get": {
         "operationId": "ready", "summary": "Ready: the job workers are alive and their device is known",
+        "security": [],
         "responses": _responses({"200": _json("Ready.", _ref("Ready"))}, "Unavailable"),
     }},
     "/metrics": {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics",
         "responses": _responses({"200": _answer("The Prometheus text exposition format.",
-                                                {"text/plain": {"schema": {"type": "string"}}})}),
+                                                {"text/plain": {"schema": {"type": "string"}}})},
+                                "Unauthorized", "Forbidden"),
     }},
     "/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This document",
+        "security": [],
         "responses": {"200": _json("The OpenAPI document.", {"type": "object"})},
     }},
 }
@@ -305,7 +310,7 @@ DOCUMENT: Schema = {
         "description": f"Enlarges a region of a JPEG photo {SCALE}x with a network trained on the photo itself "
                        "(Zero-Shot Super-Resolution). Errors are JSON {error, message} on every path.",
     },
-    # The key is optional: the API is open unless API keys are configured.
+    # The key is optional: the API is open unless API keys are configured (probes and this document always are).
     "security": [{}, {"bearerAuth": []}],
     "paths": PATHS,
     "components": {

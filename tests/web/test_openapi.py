@@ -15,10 +15,12 @@ from openapi_spec_validator import validate
 from werkzeug.wrappers import Response
 
 import app.web.api
+from app.web import close_app
 from app.web.access import key_digest
 from app.web.openapi import DOCUMENT
 from test_uploads import with_size_in_header
 from websupport import SLOW, jpeg_bytes, upload, wait_for
+
 
 class SentRequest(WerkzeugOpenAPIRequest):
     """The test client's request as openapi-core sees it, without its body: the app has read it already, and
@@ -62,6 +64,28 @@ def tampered(response, change) -> Response:
     return forged
 
 
+def field(body: dict, path: str) -> tuple[dict, str]:
+    """The object that holds the dotted `path`'s last field, and that field's name."""
+    *parents, name = path.split(".")
+    for parent in parents:
+        body = body[parent]
+    return body, name
+
+
+def rename(path: str, new: str):
+    def change(body: dict) -> None:
+        parent, name = field(body, path)
+        parent[new] = parent.pop(name)
+    return change
+
+
+def drop(path: str):
+    def change(body: dict) -> None:
+        parent, name = field(body, path)
+        del parent[name]
+    return change
+
+
 def test_document_is_valid_and_covers_every_route(client):
     response = client.get("/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
@@ -75,9 +99,10 @@ def test_document_is_valid_and_covers_every_route(client):
 
 
 def test_jobs_from_upload_to_result_match_the_document(make_app, spec):
-    client = make_app().test_client()
+    client = make_app(estimate_kernel=True).test_client()  # so that every degradation field is filled in
     upscaled = check(spec, upload(client, data=jpeg_bytes(100, 80), crop=48), 200)
-    assert upscaled["image_encoding"] == "base64" and upscaled["degradation"]["jpeg"] is not None
+    assert upscaled["image_encoding"] == "base64"
+    assert upscaled["degradation"]["jpeg"] is not None and upscaled["degradation"]["kernel"] is not None
     job_id = check(spec, upload(client, "/api/jobs", jpeg_bytes(100, 80), crop=48), 202)["id"]
     wait_for(lambda: client.get(f"/api/jobs/{job_id}").get_json()["status"] == "done")
     job = check(spec, client.get(f"/api/jobs/{job_id}"), 200)
@@ -96,15 +121,15 @@ def test_jobs_from_upload_to_result_match_the_document(make_app, spec):
 def test_queued_running_and_cancelled_jobs_match_the_document(make_app, spec):
     client = make_app(**{**SLOW, "queue_size": 2, "wait_s": 0.0}).test_client()
     running = check(spec, upload(client, data=jpeg_bytes(120, 90)), 202)  # /upscale cannot finish in wait_s
+    url = f"/api/jobs/{running['id']}"
+    wait_for(lambda: client.get(url).get_json()["progress"]["iteration"] > 0)
+    job = check(spec, client.get(url), 200)
+    assert job["status"] == "running" and job["progress"]["phase"] == "training" and job["started_at"]
     queued = check(spec, upload(client, "/api/jobs", jpeg_bytes(120, 90)), 202)
     assert queued["status"] == "queued" and queued["queue_position"] == 1
     full = upload(client, "/api/jobs", jpeg_bytes(120, 90))
     check(spec, full, 503, "queue_full")
     assert int(full.headers["Retry-After"]) >= 1
-    url = f"/api/jobs/{running['id']}"
-    wait_for(lambda: client.get(url).get_json()["progress"]["iteration"] > 0)
-    job = check(spec, client.get(url), 200)
-    assert job["status"] == "running" and job["progress"]["phase"] == "training" and job["started_at"]
     check(spec, client.get(url + "/result.png"), 409, "conflict")
     assert check(spec, client.delete(f"/api/jobs/{queued['id']}"), 200)["status"] == "cancelled"
     assert check(spec, client.delete(url), 202)["cancel_requested"] is True
@@ -136,8 +161,6 @@ def test_errors_match_the_document(make_app, spec, monkeypatch):
 
 
 def test_readiness_failure_matches_the_document(app, client, spec):
-    from app.web import close_app
-
     close_app(app)
     check(spec, client.get("/readyz"), 503, "unavailable")
 
@@ -168,25 +191,8 @@ def test_renamed_or_dropped_fields_fail_validation(make_app, spec):
     upscaled = upload(client, data=jpeg_bytes(100, 80), crop=48)
     job = upload(client, "/api/jobs", jpeg_bytes(100, 80), crop=48)
     missing = client.get("/api/jobs/nope")
-    for response in (upscaled, job, missing):
-        check(spec, response, response.status_code)
-
-    def rename(path: str, new: str):
-        def change(body: dict) -> None:
-            *parents, name = path.split(".")
-            for parent in parents:
-                body = body[parent]
-            body[new] = body.pop(name)
-        return change
-
-    def drop(path: str):
-        def change(body: dict) -> None:
-            *parents, name = path.split(".")
-            for parent in parents:
-                body = body[parent]
-            del body[name]
-        return change
-
+    for response, status in ((upscaled, 200), (job, 202), (missing, 404)):
+        check(spec, response, status)  # as they came, they pass
     forgeries = [
         (job, rename("queue_position", "position")),
         (job, drop("progress.eta_s")),
@@ -200,3 +206,14 @@ def test_renamed_or_dropped_fields_fail_validation(make_app, spec):
         with pytest.raises(InvalidData):
             spec.validate_response(SentRequest(response.request),
                                    WerkzeugOpenAPIResponse(tampered(response, change)))
+
+
+def test_respond_async_and_metrics_match_the_document(make_app, spec):
+    client = make_app(**SLOW).test_client()
+    form = {"image": (io.BytesIO(jpeg_bytes(120, 90)), "photo.jpg", "image/jpeg")}
+    response = client.post("/upscale", data=form, content_type="multipart/form-data",
+                           headers={"Prefer": "respond-async"})
+    job = check(spec, response, 202)
+    assert response.headers["Preference-Applied"] == "respond-async"
+    check(spec, client.get("/metrics"), 200)
+    client.delete(f"/api/jobs/{job['id']}")
