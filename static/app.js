@@ -229,6 +229,7 @@
         (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
       ["Started from", result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)"],
       ["Read from the photo", describeDegradation(result.degradation)],
+      ["Self-check", describeSelfCheck(result.self_check, result.fallback)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
     ];
     const list = $("facts");
@@ -259,6 +260,22 @@
         : "blur estimated as bicubic");
     }
     return parts.join("; ");
+  }
+
+  // The photo's own test of what was learned, in plain words.
+  function describeSelfCheck(check, fallback) {
+    if (!check) return "not measured (training stopped before it)";
+    const gain = check.zssr_db - check.bicubic_db;
+    if (fallback) {
+      return `on this photo's own details the learned network was ${(-gain).toFixed(1)} dB behind bicubic ` +
+        `(${check.zssr_db.toFixed(1)} against ${check.bicubic_db.toFixed(1)} dB), so the result shown is bicubic's`;
+    }
+    if (gain <= 0) {
+      return `on this photo's own details the learned network was not ahead of bicubic ` +
+        `(${check.zssr_db.toFixed(1)} against ${check.bicubic_db.toFixed(1)} dB)`;
+    }
+    return `on this photo's own details the learned network is ${gain.toFixed(1)} dB closer than bicubic ` +
+      `(${check.zssr_db.toFixed(1)} against ${check.bicubic_db.toFixed(1)} dB)`;
   }
 
   function setSlider(percent) {

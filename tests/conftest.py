@@ -29,7 +29,7 @@ def tiny_config() -> EngineConfig:
         model_depth=2, model_width=8, num_epochs=6, min_iters=0, crop_size=16, eval_every=2,
         lr_decay_step=4, lr_decay_range=8, patch_size=512, back_projection_iters=2, self_ensemble=False,
         noise_std=0.0, seed=0, device=TEST_DEVICE, num_threads=1, time_budget_s=None, channels_last=False,
-        kernel=None, warm_start=None, compile=False)
+        kernel=None, warm_start=None, compile=False, self_check_fallback=False)
 
 
 def pattern(height: int, width: int, channels: int = 3) -> np.ndarray:

@@ -15,7 +15,7 @@ from app.engine.resize import imresize
 
 TINY = ["model_depth=2", "model_width=8", "num_epochs=3", "crop_size=16", "min_iters=0", "eval_every=1",
         "lr_decay_step=2", "lr_decay_range=4", "self_ensemble=false", "back_projection_iters=1", "num_threads=1",
-        "device=cpu", "patch_size=64"]
+        "device=cpu", "patch_size=64", "self_check_fallback=false"]
 
 
 @pytest.fixture

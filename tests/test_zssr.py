@@ -315,3 +315,35 @@ def test_untrained_network_is_the_identity(tiny_config):
     net = ZSSRNet(tiny_config)
     x = torch.rand(1, 3, 12, 9)
     torch.testing.assert_close(net(x), x)
+
+
+def harmful_weights(config, path):
+    """Weights whose output is the input plus a large constant: far worse than bicubic on any image."""
+    net = ZSSRNet(config)
+    with torch.no_grad():
+        net.layers[-1].bias.fill_(0.4)
+    save_weights(net, config, path, recipe={})
+    return str(path)
+
+
+def test_the_self_check_is_reported_and_measures_the_network_against_bicubic(tiny_config, rgb_image, tmp_path):
+    result = super_resolve(rgb_image, tiny_config.replace(num_epochs=30))
+    check = result.self_check
+    assert set(check) == {"zssr_db", "bicubic_db"} and not result.fallback
+    assert 10 < check["bicubic_db"] < 99 and check["zssr_db"] > 0
+    bad = super_resolve(rgb_image, tiny_config.replace(warm_start=harmful_weights(tiny_config, tmp_path / "w.pt"),
+                                                      num_epochs=1, lr=1e-9))
+    assert bad.self_check["zssr_db"] < bad.self_check["bicubic_db"] - 3
+    assert bad.self_check["bicubic_db"] == pytest.approx(check["bicubic_db"], abs=1e-6)  # the same probe
+
+
+def test_a_network_behind_bicubic_on_the_photo_falls_back_to_bicubic(tiny_config, rgb_image, tmp_path):
+    config = tiny_config.replace(warm_start=harmful_weights(tiny_config, tmp_path / "w.pt"), num_epochs=1, lr=1e-9,
+                                 scale_times=2)
+    kept = super_resolve(rgb_image, config)
+    assert not kept.fallback and kept.iterations_per_step == (1, 1)
+    fallen = super_resolve(rgb_image, config.replace(self_check_fallback=True))
+    assert fallen.fallback and fallen.iterations_per_step == (1,)  # no second step is trained
+    np.testing.assert_array_equal(pixels(fallen.image), pixels(bicubic_resize(rgb_image, 4.0)))
+    assert not np.array_equal(pixels(kept.image), pixels(fallen.image))
+    assert fallen.image.size == kept.image.size == (96, 72)

@@ -134,6 +134,9 @@ class EngineConfig:
     first_step_share: float | None = option(None, "share of time_budget_s that the first gradual step may spend "
                                                    "(the later steps split the rest); null: an even split",
                                             lo=0.0, hi=1.0, lo_open=True)
+    self_check_fallback: bool = option(True, "when the trained network rebuilds the input from its own smaller "
+                                             "copy no better than bicubic does, return bicubic instead of a worse "
+                                             "image (the self-check)")
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
     compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
     mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")

@@ -54,6 +54,33 @@ class ReconstructionProbe:
     def error(self, net: torch.nn.Module) -> float:
         return float(F.mse_loss(net(self.son).clamp(0, 1), self.target))
 
+    @torch.no_grad()
+    def self_check(self, net: torch.nn.Module) -> "SelfCheck":
+        """How close the network, and bicubic alone, rebuild the image from its own son (PSNR, all channels)."""
+        return SelfCheck(_psnr(net(self.son).clamp(0, 1), self.target), _psnr(self.son.clamp(0, 1), self.target))
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The photo's own test of what was learned: PSNR of the network's and of bicubic's rebuild of the photo
+    from its smaller copy (made as the training sons are). Where the network is not ahead, what it learned does
+    not help this photo."""
+
+    zssr_db: float
+    bicubic_db: float
+
+    @property
+    def gain_db(self) -> float:
+        return self.zssr_db - self.bicubic_db
+
+    def describe(self) -> dict:
+        return {"zssr_db": round(self.zssr_db, 2), "bicubic_db": round(self.bicubic_db, 2)}
+
+
+def _psnr(x: torch.Tensor, target: torch.Tensor) -> float:
+    mse = float(F.mse_loss(x.double(), target.double()))
+    return 99.0 if mse <= 1e-10 else 10 * float(np.log10(1.0 / mse))
+
 
 def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, config: EngineConfig, *,
           scale_factor: float, downscale: Downscale, rng: np.random.Generator,

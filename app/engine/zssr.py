@@ -43,6 +43,8 @@ class SRResult:
     infer_seconds: float = 0.0
     infer_gflop: float = 0.0
     degradation: dict | None = None  # what the LR sons went through (SonDegradation.describe())
+    self_check: dict | None = None  # {zssr_db, bicubic_db}: the first step's network against bicubic on the input
+    fallback: bool = False  # the self-check found no gain, so the image is bicubic's (self_check_fallback)
 
 
 class _Autocast(torch.nn.Module):
@@ -144,7 +146,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     compress = degradation.compress
     sources = [training_source]
     iterations: list[int] = []
-    exhausted = False
+    exhausted = fallback = False
+    check = None
     train_seconds = train_pixels = infer_seconds = infer_pixels = 0.0
     budget_end = started + config.time_budget_s if config.time_budget_s else None
 
@@ -179,6 +182,13 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                   result.loss, result.lr, result.decays)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled before enlarging")
+        if step == 1:
+            # Measured once, on the real input's own pyramid (later steps also learn from their own outputs).
+            check = probe.self_check(model)
+            log.debug("self-check: network %.2f dB, bicubic %.2f dB", check.zssr_db, check.bicubic_db)
+            if config.self_check_fallback and check.gain_db <= 0:
+                fallback = True
+                break
         if on_phase is not None:
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
@@ -190,6 +200,12 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         infer_pixels += current.shape[-2] * current.shape[-1] * (8 if config.self_ensemble and augment else 1)
         sources.append(current)
 
+    if fallback:
+        # What was learned does not help this input: bicubic, all the way, rather than a worse image.
+        if on_phase is not None:
+            on_phase(len(iterations), "enlarging")
+        current = imresize(_colour_planes(planes, config.in_channels)[0].to(device), config.total_scale,
+                           out_size=_output_size(planes, config)).clamp(0, 1)
     colour = current
     size = tuple(colour.shape[-2:])
     if chroma is not None:
@@ -200,14 +216,20 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     alpha = None
     if planes.alpha is not None:
         alpha = imresize(planes.alpha.to(device), config.total_scale, out_size=size).clamp(0, 1)
-    expected = output_size(tuple(planes.colour.shape[-2:]), config.scale_factor)
-    for _ in range(config.scale_times - 1):
-        expected = output_size(expected, config.scale_factor)
-    assert size == expected, (size, expected)
+    assert size == _output_size(planes, config), (size, _output_size(planes, config))
     return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(iterations),
                     tuple(iterations), time.monotonic() - started, describe(device), exhausted,
                     train_seconds, 3 * net.flops_per_pixel * train_pixels / 1e9, infer_seconds,
-                    net.flops_per_pixel * infer_pixels / 1e9, degradation.describe())
+                    net.flops_per_pixel * infer_pixels / 1e9, degradation.describe(),
+                    check.describe() if check is not None else None, fallback)
+
+
+def _output_size(planes: Planes, config: EngineConfig) -> tuple[int, int]:
+    """The size after `scale_times` steps of `scale_factor`, each rounding up as MATLAB does."""
+    size = tuple(planes.colour.shape[-2:])
+    for _ in range(config.scale_times):
+        size = output_size(size, config.scale_factor)
+    return size
 
 
 def _synchronize(device: torch.device) -> None:

@@ -96,6 +96,8 @@ class JobResult:
     budget_exhausted: bool
     weights: str | None = None  # the warm-start file the network started from (its name); None: from scratch
     degradation: dict | None = None  # what the LR sons went through: noise (estimated or set), the photo's JPEG
+    self_check: dict | None = None  # {zssr_db, bicubic_db}: the network against bicubic on the photo's own details
+    fallback: bool = False  # the self-check found no gain: the image is bicubic's
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          iterations_per_step=tuple(result.iterations_per_step), device=result.device,
                          budget_exhausted=result.budget_exhausted,
                          weights=Path(config.warm_start).name if config.warm_start else None,
-                         degradation=result.degradation),
+                         degradation=result.degradation, self_check=result.self_check,
+                         fallback=result.fallback),
         sr_png=encode_png(result.image.convert("RGB")),
         bicubic_png=encode_png(bicubic.convert("RGB")),
     )

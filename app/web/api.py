@@ -182,6 +182,8 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
         "enlarged": {"what": "the crop", "width": result.crop.width, "height": result.crop.height},
         "weights": result.weights,
         "degradation": result.degradation,
+        "self_check": result.self_check,
+        "fallback": result.fallback,
     }
 
 

@@ -77,6 +77,10 @@ def _result_properties() -> dict[str, Schema]:
         "weights": {"type": ["string", "null"], "description": "the warm-start file the network started from; "
                                                               "null: from scratch"},
         "degradation": _nullable(_ref("Degradation")),
+        "self_check": _nullable(_ref("SelfCheck"), "measured after the first gradual step's training; null when "
+                                                   "training stopped before it"),
+        "fallback": {"type": "boolean", "description": "the network did not beat bicubic on the photo's own "
+                                                        "details, so the image is bicubic's"},
     }
 
 
@@ -95,6 +99,9 @@ SCHEMAS: dict[str, Schema] = {
     "GaussianKernel": _strict({"kind": {"type": "string", "const": "gaussian"},
                                "sigma": {"type": "number", "exclusiveMinimum": 0}, "size": _count(minimum=1)},
                               "An isotropic Gaussian, estimated from the photo."),
+    "SelfCheck": _strict({"zssr_db": {"type": "number"}, "bicubic_db": {"type": "number"}},
+                         "How close the trained network, and bicubic, rebuild the photo from its own smaller copy "
+                         "(PSNR, dB): the photo's own test of what was learned."),
     "Degradation": _strict({
         "noise_std": {"type": "number", "minimum": 0},
         "noise_estimated": {"type": "boolean", "description": "noise_std was measured on the photo (else set)"},

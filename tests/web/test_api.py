@@ -8,6 +8,7 @@ import logging
 import re
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -382,3 +383,26 @@ def test_prefer_respond_async_answers_202_at_once(make_app):
     body = response.get_json()
     assert response.headers["Location"] == f"/api/jobs/{body['id']}" and body["status"] in ("queued", "running")
     client.delete(f"/api/jobs/{body['id']}")
+
+
+def test_every_job_reports_its_self_check_and_a_losing_network_falls_back(make_app, tmp_path):
+    import torch
+
+    from app.engine.network import ZSSRNet
+    from app.engine.warm_start import save_weights
+
+    body = upload(make_app().test_client(), data=jpeg_bytes(160, 120), crop=48).get_json()
+    assert set(body["self_check"]) == {"zssr_db", "bicubic_db"} and body["fallback"] is False
+    settings = load_settings(overrides=TINY)
+    net = ZSSRNet(settings.engine)
+    with torch.no_grad():
+        net.layers[-1].bias.fill_(0.4)  # the input plus a large constant: far behind bicubic
+    save_weights(net, settings.engine, tmp_path / "bad.pt", recipe={})
+    client = make_app(warm_start=str(tmp_path / "bad.pt"), lr=1e-9, num_epochs=1, self_check_fallback=True)
+    body = upload(client.test_client(), data=jpeg_bytes(160, 120), crop=48).get_json()
+    assert body["fallback"] is True and body["self_check"]["zssr_db"] < body["self_check"]["bicubic_db"]
+    assert body["iterations_per_step"] == [1]
+    job = client.test_client()
+    sr = job.get(f"/api/jobs/{body['id']}/result.png").data
+    bicubic = job.get(f"/api/jobs/{body['id']}/bicubic.png").data
+    assert np.array_equal(np.asarray(png_of(sr)), np.asarray(png_of(bicubic)))

@@ -34,6 +34,8 @@ TINY: dict[str, Any] = {
     "job_backend": "memory", "log_level": "INFO",
     # Off here (the tests submit many jobs from one address); tests/web/test_access.py turns them on.
     "rate_limit": None, "max_jobs_per_client": 0,
+    # A tiny network rarely beats bicubic: keep its image, so that the tests see the network's work.
+    "self_check_fallback": False,
 }
 # A job that trains until it is cancelled (or its 60 s budget is spent): for cancelling and full queues.
 SLOW: dict[str, Any] = {**TINY, "num_epochs": 1_000_000, "min_iters": 1_000_000, "job_time_budget_s": 60.0}
