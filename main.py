@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
              result.image.height, engine.total_scale, engine.scale_times, result.iterations,
              list(result.iterations_per_step), result.seconds, result.device,
              " (time budget spent)" if result.budget_exhausted else "")
+    if result.self_check is not None:
+        check = result.self_check
+        log.info("self-check: on the image's own details the network scores %.2f dB, bicubic %.2f dB (%+.2f)%s",
+                 check["zssr_db"], check["bicubic_db"], check["zssr_db"] - check["bicubic_db"],
+                 "; the network is not ahead, so the output is bicubic's" if result.fallback else "")
     return 0
 
 
