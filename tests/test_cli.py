@@ -1,4 +1,5 @@
-"""main.py end to end on a small generated image, in a subprocess, as a user runs it; and its argument handling."""
+"""main.py end to end on a small generated image, in a subprocess, as a user runs it; its argument handling; and
+batch mode (folders, several files, output formats, failures), in-process."""
 
 from __future__ import annotations
 
@@ -145,3 +146,144 @@ def test_an_undecodable_image_is_a_clear_error(fake_engine, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "cannot decode" in err and str(bad) in err
     assert not output.exists() and "config" not in fake_engine
+
+
+@pytest.fixture
+def no_logging_setup(monkeypatch):
+    """main.main in-process with the real engine, leaving pytest's logging handlers in place."""
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+
+
+def test_enlarges_a_folder_skipping_what_cannot_be_read(no_logging_setup, make_image, capsys, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_image(20, 14).save(folder / "a.png")
+    make_image(16, 18).save(folder / "b.JPG")
+    make_image(18, 16, "L").save(folder / "c.webp")
+    (folder / "bad.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    assert cli.main([str(folder), "--out-dir", str(out), *TINY, "--scale_times", "2"]) == 1
+    expected = {"a_x4.png": (80, 56), "b_x4.png": (64, 72), "c_x4.png": (72, 64)}  # named for the total scale
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # no temporary files left
+    for name, size in expected.items():
+        with Image.open(out / name) as result:
+            assert result.format == "PNG" and result.size == size
+    captured = capsys.readouterr()
+    bad = folder / "bad.jpg"
+    assert any(line.startswith("error: ") and str(bad) in line and "cannot decode" in line
+               for line in captured.err.splitlines())
+    assert f"3 of 4 images enlarged; 1 failed: {bad}" in captured.err.splitlines()
+    assert "notes.txt" not in captured.err
+    assert "4/4" in captured.err and "step 2/2" in captured.err  # the bar over files and each file's own
+    assert captured.out == ""
+
+
+def test_several_files_go_to_the_output_folder(fake_engine, make_image, capsys, tmp_path):
+    first, second = tmp_path / "a.png", tmp_path / "b.jpg"
+    make_image(20, 14).save(first)
+    make_image(12, 10).save(second)
+    out = tmp_path / "results"
+    assert cli.main([str(first), "--quiet", str(second), "--out-dir", str(out), "--scale_times", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png"]
+    with Image.open(out / "b_x2.png") as result:
+        assert result.size == (24, 20)
+    err = capsys.readouterr().err
+    assert "2 of 2 images enlarged" in err
+    assert "%|" not in err  # --quiet: no progress bar
+
+
+@pytest.mark.parametrize("extra", [[], ["--output", "o.png"]])
+def test_several_inputs_need_an_output_folder(fake_engine, make_image, capsys, tmp_path, extra):
+    for name in ("a.png", "b.png"):
+        make_image(20, 14).save(tmp_path / name)
+    for inputs in ([str(tmp_path / "a.png"), str(tmp_path / "b.png")], [str(tmp_path)]):
+        assert cli.main([*inputs, *extra, "--quiet"]) == 2
+        assert "--out-dir" in capsys.readouterr().err
+    assert "config" not in fake_engine and sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_conflicting_inputs_are_usage_errors(fake_engine, make_image, capsys, tmp_path):
+    make_image(20, 14).save(tmp_path / "a.png")
+    make_image(20, 14).save(tmp_path / "a.jpg")
+    out = tmp_path / "out"
+    assert cli.main([str(tmp_path), "--out-dir", str(out), "--quiet"]) == 2  # both would be a_x8.png
+    assert "a_x8.png" in capsys.readouterr().err
+    assert cli.main([str(tmp_path / "a.png"), "--image", str(tmp_path / "a.jpg"), "--out-dir", str(out)]) == 2
+    assert "--image" in capsys.readouterr().err
+    assert "config" not in fake_engine and not out.exists()
+
+
+@pytest.mark.parametrize("fmt, ext, pillow_name", [("webp", "webp", "WEBP"), ("jpeg", "jpg", "JPEG")])
+def test_output_format_and_quality(fake_engine, make_image, tmp_path, fmt, ext, pillow_name):
+    source = tmp_path / "in.png"
+    make_image(40, 30, "RGBA").save(source)  # JPEG has no alpha: flattened to RGB
+    sizes = {}
+    for quality in (10, 80):
+        out = tmp_path / f"q{quality}"
+        assert cli.main([str(source), "--out-dir", str(out), "--format", fmt, "--quality", str(quality),
+                         "--scale_times", "1", "--quiet"]) == 0
+        output = out / f"in_x2.{ext}"
+        with Image.open(output) as result:
+            assert result.format == pillow_name and result.size == (80, 60)
+        sizes[quality] = output.stat().st_size
+    assert sizes[10] < 0.8 * sizes[80]
+
+
+def test_a_single_output_takes_its_format_from_the_extension_or_format(fake_engine, input_png, capsys, tmp_path):
+    output = tmp_path / "o.webp"
+    assert cli.main(["--image", str(input_png), "--output", str(output), "--quiet"]) == 0
+    with Image.open(output) as result:
+        assert result.format == "WEBP"
+    assert cli.main(["--image", str(input_png), "--output", str(tmp_path / "o.png"), "--format", "jpeg"]) == 2
+    assert ".jpg" in capsys.readouterr().err and not (tmp_path / "o.png").exists()
+    assert cli.main([str(input_png), "--output", "null", "--base64", "true", "--format", "jpeg", "--quiet"]) == 0
+    data = base64.b64decode(capsys.readouterr().out.strip(), validate=True)
+    with Image.open(io.BytesIO(data)) as result:
+        assert result.format == "JPEG"
+
+
+@pytest.mark.parametrize("value", ["0", "101", "high"])
+def test_a_quality_out_of_range_is_a_usage_error(fake_engine, capsys, input_png, tmp_path, value):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main([str(input_png), "--out-dir", str(tmp_path / "out"), "--format", "jpeg", "--quality", value])
+    assert excinfo.value.code == 2
+    assert "--quality" in capsys.readouterr().err
+    assert "config" not in fake_engine and not (tmp_path / "out").exists()
+
+
+def half_written_save(out: Path, error: BaseException, writes: list[Path]):
+    """A stand-in for Image.save that writes part of a file, checks it is not the output's own path, and fails."""
+
+    def save(image, fp, format=None, **params):
+        written = Path(fp.name)
+        assert written.parent == out and not written.name.endswith(".png")  # a temporary beside the output
+        writes.append(written)
+        fp.write(b"\x89PNG\r\n half an image")
+        raise error
+
+    return save
+
+
+def test_a_failed_write_leaves_nothing_and_the_batch_goes_on(fake_engine, make_image, monkeypatch, capsys,
+                                                             tmp_path):
+    sources = [tmp_path / "a.png", tmp_path / "b.png"]
+    for source in sources:
+        make_image(20, 14).save(source)
+    out = tmp_path / "out"
+    writes: list[Path] = []
+    monkeypatch.setattr(Image.Image, "save", half_written_save(out, OSError("No space left on device"), writes))
+    assert cli.main([*map(str, sources), "--out-dir", str(out), "--scale_times", "1", "--quiet"]) == 1
+    assert len(writes) == 2 and list(out.iterdir()) == []
+    err = capsys.readouterr().err
+    assert f"error: skipped {sources[0]}: No space left on device" in err
+    assert "0 of 2 images enlarged; 2 failed" in err
+
+
+def test_an_interrupted_write_leaves_nothing(fake_engine, input_png, monkeypatch, tmp_path):
+    out = tmp_path / "out"
+    writes: list[Path] = []
+    monkeypatch.setattr(Image.Image, "save", half_written_save(out, KeyboardInterrupt(), writes))
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--image", str(input_png), "--output", str(out / "result.png"), "--quiet"])
+    assert len(writes) == 1 and list(out.iterdir()) == []

@@ -272,8 +272,13 @@ def markdown(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What the service could leave in the temp folder: gunicorn's worker heartbeat files, the metrics folders, and
+# anything of ours. (Other programs' files are not counted: the machine may be busy with them.)
+_OURS = ("wgunicorn-", "zssr-", "prometheus")
+
+
 def _temp_entries() -> set[str]:
-    return set(os.listdir(tempfile.gettempdir()))
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith(_OURS)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="zssr-soak-"))
         try:
             run = soak(backend, args.seconds, args.clients, args.pace, workdir)
+            # In the work folder only the config and the logs may remain (Redis keeps nothing: --save "").
+            stray = sorted(p.name for p in workdir.iterdir() if p.name != "config.json" and p.suffix != ".log")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        run["left_on_disk"] = sorted(_temp_entries() - before)
+        run["left_on_disk"] = stray + sorted((_temp_entries() - before) - {workdir.name})
         run["clean_disk"] = not run["left_on_disk"]
         runs.append(run)
         write_report(Path(args.out), "soak", {"runs": runs}, markdown(runs))

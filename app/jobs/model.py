@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from app.engine.jpeg import JpegProfile
+from app.jobs.output import OutputSpec
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,13 @@ class JobRequest:
     request_id: str = "-"
     jpeg: JpegProfile | None = None  # how the upload was compressed: the LR sons are compressed the same way
     client: str = "-"  # who asked (an address or an API key's id): the per-client cap counts these
+    output: OutputSpec = OutputSpec()  # how to write the result: format, quality, the photo's profile and EXIF
+    name: str = "photo"  # the upload's file name without its extension: the result's file names start with it
 
     @classmethod
     def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
-                   request_id: str = "-", jpeg: JpegProfile | None = None, client: str = "-") -> "JobRequest":
+                   request_id: str = "-", jpeg: JpegProfile | None = None, client: str = "-",
+                   output: OutputSpec | None = None, name: str = "photo") -> "JobRequest":
         """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
         scale = train_max_side / max(photo.size)
         train = photo
@@ -49,7 +53,9 @@ class JobRequest:
             size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
-                   seed=seed, request_id=request_id, jpeg=jpeg, client=client)
+                   seed=seed, request_id=request_id, jpeg=jpeg, client=client,
+                   output=output or OutputSpec(icc=photo.info.get("icc_profile"), exif=photo.info.get("exif")),
+                   name=name)
 
 
 class JobState(str, enum.Enum):
@@ -98,6 +104,8 @@ class JobResult:
     degradation: dict | None = None  # what the LR sons went through: noise (estimated or set), the photo's JPEG
     self_check: dict | None = None  # {zssr_db, bicubic_db}: the network against bicubic on the photo's own details
     fallback: bool = False  # the self-check found no gain: the image is bicubic's
+    format: str = "png"  # of the enlarged image (png, webp, jpeg); the bicubic one is always PNG
+    name: str = "photo"  # the upload's name, for the result's file names
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from app.config import ServiceConfig
 from app.engine.jpeg import JpegProfile
 from app.errors import JobStateError, QueueFullError, TooManyJobsError, UnknownJobError
 from app.jobs.model import Box, JobError, JobOutput, JobRequest, JobResult, JobState, JobStatus, Progress
+from app.jobs.output import OutputSpec
 
 # The RQ job function, by name: the web side never imports the worker's module.
 JOB_FUNCTION = "app.jobs.redis_worker.perform"
@@ -488,8 +489,11 @@ class JobStore:
 
 def _request_payload(request: JobRequest) -> dict[str, Any]:
     """The two images as raw pixels (no encoding to pay for on either side) and the seed."""
+    out = request.output
     payload: dict[str, Any] = {"seed": "" if request.seed is None else str(request.seed),
-                               "jpeg": "" if request.jpeg is None else json.dumps(dataclasses.asdict(request.jpeg))}
+                               "jpeg": "" if request.jpeg is None else json.dumps(dataclasses.asdict(request.jpeg)),
+                               "format": out.format, "quality": str(out.quality), "icc": out.icc or b"",
+                               "exif": out.exif or b"", "name": request.name}
     for name, image in (("crop", request.crop_image), ("train", request.train_image)):
         payload[f"{name}_mode"] = image.mode
         payload[f"{name}_size"] = json.dumps(list(image.size))
@@ -505,10 +509,13 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
     photo, crop, request_id = meta
     seed = fields[b"seed"].decode()
     jpeg = json.loads(fields[b"jpeg"]) if fields.get(b"jpeg") else None
+    output = OutputSpec(format=fields[b"format"].decode(), quality=int(fields[b"quality"]),
+                        icc=fields[b"icc"] or None, exif=fields[b"exif"] or None)
     return JobRequest(photo_size=tuple(json.loads(photo)), crop=Box(**json.loads(crop)), crop_image=image("crop"),
                       train_image=image("train"), seed=int(seed) if seed else None,
                       request_id=request_id.decode() if request_id else "-",
-                      jpeg=None if jpeg is None else JpegProfile.from_dict(jpeg))
+                      jpeg=None if jpeg is None else JpegProfile.from_dict(jpeg), output=output,
+                      name=fields[b"name"].decode())
 
 
 def _decode_result(data: dict[str, Any]) -> JobResult:

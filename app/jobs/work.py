@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
-
-from PIL import Image
 
 from app.engine import EngineConfig, bicubic_resize, super_resolve
 from app.errors import BadImageError, Cancelled
 from app.jobs.model import JobError, JobOutput, JobRequest, JobResult, JobState
+from app.jobs.output import encode
 from app.jobs.progress import ProgressTracker
 from app.metrics import record_job
 
@@ -19,16 +18,6 @@ INTERNAL_FAILURE = "the enlargement failed on the server; please try again"
 
 # What a backend runs for each job: run_zssr, or a stand-in in tests. The last argument says whether to stop.
 Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]], JobOutput]
-
-# Fast PNG compression: the images are a few megapixels at most and go straight to a browser.
-_PNG_LEVEL = 3
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=_PNG_LEVEL)
-    return buffer.getvalue()
-
 
 def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker,
              should_stop: Callable[[], bool]) -> JobOutput:
@@ -48,9 +37,10 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          budget_exhausted=result.budget_exhausted,
                          weights=Path(config.warm_start).name if config.warm_start else None,
                          degradation=result.degradation, self_check=result.self_check,
-                         fallback=result.fallback),
-        sr_png=encode_png(result.image.convert("RGB")),
-        bicubic_png=encode_png(bicubic.convert("RGB")),
+                         fallback=result.fallback, format=request.output.format, name=request.name),
+        sr_png=encode(result.image.convert("RGB"), request.output),
+        # The comparison image: PNG, in the same colour profile (so both show alike), without the EXIF.
+        bicubic_png=encode(bicubic.convert("RGB"), replace(request.output, format="png"), with_exif=False),
     )
 
 

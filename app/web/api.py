@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
+import unicodedata
+from pathlib import PurePosixPath
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from app.errors import BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError
+from app.errors import (BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError,
+                        UnknownJobError)
 from app.engine.jpeg import JpegProfile
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
+from app.jobs.output import DEFAULT_QUALITY, OutputSpec
 from app.metrics import CONTENT_TYPE, LiveCollector, render
 from app.web.access import client_id
 from app.web.state import current
@@ -18,6 +23,8 @@ from app.web.uploads import choose_crop, read_photo
 bp = Blueprint("api", __name__)
 
 SEED_MAX = 2**32 - 1
+# Names a client may give for an output format (jpg and jpeg are one).
+FORMAT_NAMES = {"png": "png", "webp": "webp", "jpeg": "jpeg", "jpg": "jpeg"}
 
 
 @bp.post("/upscale")
@@ -59,14 +66,24 @@ def cancel_job(job_id: str):
     return jsonify(_job_json(status)), 202 if status.state is JobState.RUNNING else 200
 
 
-@bp.get("/api/jobs/<job_id>/result.png")
-def result_png(job_id: str):
-    return _png(current().backend.output(job_id).sr_png, f"zssr-8x-{job_id[:8]}.png")
+@bp.get("/api/jobs/<job_id>/result.png", defaults={"fmt": "png"})
+@bp.get("/api/jobs/<job_id>/result.webp", defaults={"fmt": "webp"})
+@bp.get("/api/jobs/<job_id>/result.jpg", defaults={"fmt": "jpeg"})
+def result_image(job_id: str, fmt: str):
+    output = current().backend.output(job_id)
+    result = output.result
+    if result.format != fmt:
+        spec = OutputSpec(result.format)
+        raise UnknownJobError(f"this job's result is {spec.extension.upper()}: "
+                              f"{url_for('api.result_image', job_id=job_id, fmt=result.format)}")
+    spec = OutputSpec(fmt)
+    return _image(output.sr_png, spec.mimetype, f"{_file_stem(result)}.{spec.extension}")
 
 
 @bp.get("/api/jobs/<job_id>/bicubic.png")
 def bicubic_png(job_id: str):
-    return _png(current().backend.output(job_id).bicubic_png, f"bicubic-8x-{job_id[:8]}.png")
+    output = current().backend.output(job_id)
+    return _image(output.bicubic_png, "image/png", f"{_file_stem(output.result)}-bicubic.png")
 
 
 @bp.get("/healthz")
@@ -103,8 +120,20 @@ def _job_request() -> JobRequest:
     crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
     box = choose_crop(photo, crop if crop is not None else service.default_crop,
                       _int_field("x", 0, None), _int_field("y", 0, None), seed)
+    output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY,
+                        icc=photo.info.get("icc_profile"), exif=photo.info.get("exif"))
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
-                                 client_id())
+                                 client_id(), output, _upload_name(upload.filename))
+
+
+def _choice_field(name: str, choices: dict[str, str], default: str) -> str:
+    text = request.form.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in choices:
+        raise InvalidRequestError(f"{name} must be one of {', '.join(sorted(set(choices.values())))}; "
+                                  f"got {text[:20]!r}")
+    return choices[text]
 
 
 def _prefers_async() -> bool:
@@ -133,11 +162,25 @@ def _accepted(status: JobStatus):
     return response
 
 
-def _png(data: bytes, filename: str) -> Response:
+def _image(data: bytes, mimetype: str, filename: str) -> Response:
     disposition = "attachment" if request.args.get("download") else "inline"
-    return Response(data, mimetype="image/png",
+    return Response(data, mimetype=mimetype,
                     headers={"Content-Disposition": f'{disposition}; filename="{filename}"',
                              "Cache-Control": "private, max-age=600"})
+
+
+def _file_stem(result: JobResult) -> str:
+    """What a result's files are called: the photo's name, the region and the scale (holiday-x40-y12-64x64-8x)."""
+    crop = result.crop
+    return f"{result.name}-x{crop.x}-y{crop.y}-{crop.width}x{crop.height}-{result.scale}x"
+
+
+def _upload_name(filename: str | None) -> str:
+    """The upload's file name without folders or extension, in safe characters (for Content-Disposition)."""
+    stem = PurePosixPath((filename or "").replace("\\", "/")).stem
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")  # Été -> Ete
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:60]
+    return stem or "photo"
 
 
 def _job_json(status: JobStatus) -> dict:
@@ -162,10 +205,12 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
     """What was made: the enlarged crop (a URL, or base64 PNG when `inline`), and what it was learned from."""
     result: JobResult = status.result
     image = (base64.b64encode(current().backend.output(status.id).sr_png).decode("ascii") if inline
-             else url_for("api.result_png", job_id=status.id))
+             else url_for("api.result_image", job_id=status.id, fmt=result.format))
     return {
         "image": image,
         "image_encoding": "base64" if inline else "url",
+        "format": result.format,
+        "url": url_for("api.result_image", job_id=status.id, fmt=result.format),
         "bicubic": url_for("api.bicubic_png", job_id=status.id),
         "width": result.width,
         "height": result.height,

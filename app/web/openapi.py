@@ -59,6 +59,9 @@ def _result_properties() -> dict[str, Schema]:
         "image": {"type": "string", "description": "the enlarged crop: base64 PNG (image_encoding base64) or the "
                                                   "URL of result.png (image_encoding url)"},
         "image_encoding": {"type": "string", "enum": ["base64", "url"]},
+        "format": {"type": "string", "enum": ["png", "webp", "jpeg"], "description": "of the enlargement"},
+        "url": {"type": "string", "format": "uri-reference", "description": "where the enlargement is "
+                                                                            "(result.png, .webp or .jpg)"},
         "bicubic": {"type": "string", "format": "uri-reference",
                     "description": "bicubic.png: the same crop enlarged bicubically, to compare"},
         "width": _count("of the enlarged image", 1),
@@ -156,6 +159,11 @@ SCHEMAS: dict[str, Schema] = {
             "y": {"type": "integer", "minimum": 0, "description": "the region's top edge"},
             "crop": {"type": "integer", "minimum": 1, "description": "the region's side in pixels (shrunk to the "
                                                                     "photo); the service's default when absent"},
+            "format": {"type": "string", "enum": ["png", "webp", "jpeg", "jpg"],
+                       "description": "the enlargement's file format (default png); the photo's ICC profile and "
+                                      "EXIF are carried into it"},
+            "quality": {"type": "integer", "minimum": 1, "maximum": 100,
+                        "description": "webp and jpeg quality (default 90)"},
         },
     },
 }
@@ -242,10 +250,12 @@ DOWNLOAD = {"name": "download", "in": "query", "required": False, "schema": {"ty
             "description": "any value: answer as an attachment (a file to save) instead of inline"}
 
 
-def _png(description: str) -> dict[str, Schema]:
-    return {"200": _answer(description, {"image/png": {"schema": {"contentMediaType": "image/png"}}},
-                           **{"Content-Disposition": {"description": "inline, or attachment with ?download=1",
-                                                     "schema": {"type": "string"}}})}
+def _image(description: str, mimetype: str = "image/png") -> dict[str, Schema]:
+    return {"200": _answer(description, {mimetype: {"schema": {"contentMediaType": mimetype}}},
+                           **{"Content-Disposition": {"description": "inline, or attachment with ?download=1; the "
+                                                                     "file is named after the photo, the region "
+                                                                     "and the scale",
+                                                      "schema": {"type": "string"}}})}
 
 
 PATHS: dict[str, Schema] = {
@@ -278,13 +288,16 @@ PATHS: dict[str, Schema] = {
                                                          "iteration.", _ref("Job"))},
                                            *API_ERRORS, "NotFound", "Conflict")},
     },
-    "/api/jobs/{job_id}/result.png": {"parameters": [JOB_ID, DOWNLOAD], "get": {
-        "operationId": "getResultPng", "summary": "A done job's enlargement",
-        "responses": _responses(_png("The enlarged crop."), *API_ERRORS, "NotFound", "Conflict"),
-    }},
+    **{f"/api/jobs/{{job_id}}/result.{ext}": {"parameters": [JOB_ID, DOWNLOAD], "get": {
+        "operationId": f"getResult{ext.capitalize()}",
+        "summary": f"A done job's enlargement, when it was asked for as {name} (404 names the right URL otherwise)",
+        "responses": _responses(_image("The enlarged crop, with the photo's ICC profile and EXIF.", mime),
+                                *API_ERRORS, "NotFound", "Conflict"),
+    }} for name, ext, mime in (("png", "png", "image/png"), ("webp", "webp", "image/webp"),
+                               ("jpeg", "jpg", "image/jpeg"))},
     "/api/jobs/{job_id}/bicubic.png": {"parameters": [JOB_ID, DOWNLOAD], "get": {
         "operationId": "getBicubicPng", "summary": "A done job's crop enlarged bicubically, to compare",
-        "responses": _responses(_png("The crop, enlarged bicubically."), *API_ERRORS, "NotFound", "Conflict"),
+        "responses": _responses(_image("The crop, enlarged bicubically (PNG, in the photo's ICC profile)."), *API_ERRORS, "NotFound", "Conflict"),
     }},
     "/healthz": {"get": {
         "operationId": "health", "summary": "Alive: the process answers (says nothing about the workers)",

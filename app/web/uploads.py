@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, ImageStat
 from app.config import ServiceConfig
 from app.errors import BadImageError, ImageTooLargeError, ImageTooSmallError, InvalidRequestError, NotJPEGError
 from app.jobs import Box
+from app.jobs.output import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def max_upload_bytes(service: ServiceConfig) -> int:
 
 
 def read_photo(data: bytes, service: ServiceConfig) -> Image.Image:
-    """The upload as an upright RGB photo; raises a BadImageError subclass that says what is wrong."""
+    """The upload as an upright RGB photo, with `info["icc_profile"]` (the profile its pixels are in) and
+    `info["exif"]` (as uploaded) where the photo has them; raises a BadImageError subclass that says what is
+    wrong."""
     if len(data) > max_upload_bytes(service):
         raise ImageTooLargeError(f"the file is {len(data) / MEGABYTE:.1f} MB; at most {service.max_MB:g} MB "
                                  "is accepted")
@@ -72,10 +75,16 @@ def read_photo(data: bytes, service: ServiceConfig) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         log.info("unreadable JPEG: %s", exc)
         raise BadImageError("the JPEG is truncated or corrupt; please upload the whole file") from None
+    exif = image.info.get("exif")
     image = _upright(image)
-    if image.mode != "RGB":
-        # Grayscale ("L") and CMYK JPEGs: Pillow's conversion (CMYK without its ICC profile, if any).
-        image = image.convert("RGB")
+    # Grayscale ("L") and CMYK JPEGs become RGB; a CMYK photo's own ICC profile is used for it (app.jobs.output).
+    image, icc = to_rgb(image)
+    image.info.pop("icc_profile", None)
+    image.info.pop("exif", None)
+    if icc:
+        image.info["icc_profile"] = icc  # the profile the RGB pixels are in
+    if exif:
+        image.info["exif"] = exif
     if min(image.size) < service.min_side:
         raise ImageTooSmallError(f"the photo is {image.width}x{image.height} pixels; it needs at least "
                                  f"{service.min_side} pixels on each side to be enlarged meaningfully")
