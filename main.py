@@ -1,6 +1,7 @@
-"""Command line: enlarge one image with ZSSR using config.json, any key overridable as --key value.
+"""Command line: enlarge one image or a batch with ZSSR using config.json, any key overridable as --key value.
 
     python main.py --image in.jpg --output out.png --scale_factor 2 --scale_times 1
+    python main.py photo1.jpg photo2.png folder/ --out-dir results/ --format webp --quality 85
 """
 
 from __future__ import annotations
@@ -10,100 +11,257 @@ import base64
 import dataclasses
 import io
 import logging
+import os
+import secrets
 import sys
 import typing
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import DEFAULT_PATH, ServiceConfig, load_settings, parse_value
-from app.engine import EngineConfig, load_image, save_image, super_resolve
+from app.engine import EngineConfig, SRResult, load_image, super_resolve
 from app.engine.presets import PRESETS, preset_config
 from app.errors import ZSSRError
+from app.jobs.output import DEFAULT_QUALITY, FORMATS
 from app.logs import configure_logging
 
 log = logging.getLogger("main")
 
+# What a folder given as input expands to (its files by extension; hidden files and subfolders are left out).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+FORMAT_NAMES = {"png": "png", "webp": "webp", "jpeg": "jpeg", "jpg": "jpeg"}  # as the web API accepts them
+
+
+class UsageError(ZSSRError):
+    """The command line asks for something contradictory or impossible (exit code 2, nothing enlarged)."""
+
+
+def parse_quality(text: str) -> int:
+    """An argparse type: an integer from 1 to 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"give an integer from 1 to 100, not {text!r}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="image files or folders (their .jpg .jpeg .png .webp .bmp .tif .tiff files); "
+                             "in place of --image")
+    parser.add_argument("--out-dir", help="folder for the outputs, named <stem>_x<total scale>.<format>; "
+                                          "needed with several inputs or a folder")
+    parser.add_argument("--format", type=lambda text: FORMAT_NAMES.get(text.lower(), text), choices=sorted(FORMATS),
+                        help="output format (default png, or the --output path's extension)")
+    parser.add_argument("--quality", type=parse_quality, default=DEFAULT_QUALITY,
+                        help=f"webp and jpeg quality, 1..100 (default {DEFAULT_QUALITY})")
     parser.add_argument("--config", default=str(DEFAULT_PATH), help="flat JSON config file (default: config.json)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="apply a named engine preset over the file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     for cls in (EngineConfig, ServiceConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            parser.add_argument(f"--{f.name}", type=parse_value, default=argparse.SUPPRESS,
-                                metavar=str(hints[f.name]).replace("typing.", ""), help=f.metadata["help"])
+            hint = hints[f.name]
+            metavar = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            parser.add_argument(f"--{f.name}", type=parse_value, default=argparse.SUPPRESS, metavar=metavar,
+                                help=f.metadata["help"])
     return parser
 
 
 class ProgressBar:
     """A tqdm bar per gradual step, fed by the engine's on_step callback."""
 
-    def __init__(self, steps: int, total: int, disable: bool):
-        self.steps, self.total, self.disable = steps, total, disable
+    def __init__(self, steps: int, total: int, disable: bool, leave: bool = True):
+        self.steps, self.total, self.disable, self.leave = steps, total, disable, leave
         self.bar = None
         self.step = 0
 
     def __call__(self, step: int, iteration: int, loss: float, lr: float) -> None:
-        from tqdm import tqdm
-
         if step != self.step:
             self.close()
             self.step = step
             self.bar = tqdm(total=self.total, desc=f"step {step}/{self.steps}", unit="it", disable=self.disable,
-                            file=sys.stderr)
+                            leave=self.leave, file=sys.stderr)
         self.bar.update(iteration - self.bar.n)
         self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}", refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
-    config_path, preset, quiet = args.pop("config"), args.pop("preset"), args.pop("quiet")
-    try:
-        settings = load_settings(config_path)
-        if preset:
-            settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine)))
-        settings = settings.replace(**args)
-    except ZSSRError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    configure_logging(settings.service.log_level)
-    engine, service = settings.engine, settings.service
-    if not service.image:
-        sys.stderr.write("error: config key 'image': no input image given (use --image PATH)\n")
-        return 2
-    if not service.output and not service.base64:
-        sys.stderr.write("error: config key 'output': give an output path or set base64 true\n")
-        return 2
-    progress = ProgressBar(engine.scale_times, engine.num_epochs, disable=quiet)
-    try:
-        image = load_image(service.image)
-        result = super_resolve(image, engine, on_step=progress)
-        progress.close()
-        if service.output:
-            save_image(result.image, service.output)
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """The inputs as given, each folder replaced by its image files (sorted, not recursive); a file named twice
+    is kept once. A path that does not exist stays, to be reported when it cannot be read."""
+    paths: dict[Path, Path] = {}
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+            if not found:
+                sys.stderr.write(f"warning: {path} holds no image files\n")
         else:
-            buffer = io.BytesIO()
-            result.image.save(buffer, format="PNG")
-            sys.stdout.write(base64.b64encode(buffer.getvalue()).decode("ascii") + "\n")
-    except ZSSRError as exc:
-        progress.close()
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    log.info("%s (%dx%d) -> %s (%dx%d): x%g in %d steps, %d iterations %s, %.1f s on %s%s", service.image,
-             image.width, image.height, service.output or "base64 on stdout", result.image.width,
-             result.image.height, engine.total_scale, engine.scale_times, result.iterations,
-             list(result.iterations_per_step), result.seconds, result.device,
+            found = [path]
+        for p in found:
+            paths.setdefault(p.resolve(), p)
+    return list(paths.values())
+
+
+def output_paths(paths: list[Path], out_dir: Path, total_scale: float, fmt: str) -> list[Path]:
+    """`<out_dir>/<stem>_x<total_scale>.<ext>` for each input; two inputs that would share one output are refused."""
+    outputs: dict[Path, Path] = {}
+    for path in paths:
+        output = out_dir / f"{path.stem}_x{total_scale:g}.{FORMATS[fmt][2]}"
+        if output in outputs:
+            raise UsageError(f"{outputs[output]} and {path} would both be written to {output}")
+        outputs[output] = path
+    return list(outputs)
+
+
+def pillow_format(output: str, fmt: str | None) -> str:
+    """Pillow's format name for a single --output path: --format's, which the extension must match, else the
+    extension's."""
+    by_extension = Image.registered_extensions().get(Path(output).suffix.lower())
+    if fmt is None:
+        if by_extension is None:
+            raise UsageError(f"unknown output image type: {output} (use .png, .webp or .jpg, or --format)")
+        return by_extension
+    if by_extension != FORMATS[fmt][0]:
+        raise UsageError(f"--output {output} does not end in .{FORMATS[fmt][2]}, as --format {fmt} writes")
+    return FORMATS[fmt][0]
+
+
+def encode(image: Image.Image, file: BinaryIO, fmt: str, quality: int) -> None:
+    """Write `image` to `file` in Pillow format `fmt`, with `quality` where the format is lossy."""
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")  # JPEG has no alpha channel
+    image.save(file, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+
+
+def write_image(image: Image.Image, path: Path, fmt: str, quality: int) -> None:
+    """Write `image` to `path` through a temporary file in the same folder, renamed into place only when complete,
+    so that a failed or interrupted write leaves neither a partial output nor the temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as file:  # "x": created with the umask's permissions, unlike mkstemp's 0600
+            encode(image, file, fmt, quality)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def log_result(source: Path, target: str, engine: EngineConfig, image: Image.Image, result: SRResult) -> None:
+    log.info("%s (%dx%d) -> %s (%dx%d): x%g in %d steps, %d iterations %s, %.1f s on %s%s", source,
+             image.width, image.height, target, result.image.width, result.image.height, engine.total_scale,
+             engine.scale_times, result.iterations, list(result.iterations_per_step), result.seconds, result.device,
              " (time budget spent)" if result.budget_exhausted else "")
     if result.self_check is not None:
         check = result.self_check
         log.info("self-check: on the image's own details the network scores %.2f dB, bicubic %.2f dB (%+.2f)%s",
                  check["zssr_db"], check["bicubic_db"], check["zssr_db"] - check["bicubic_db"],
                  "; the network is not ahead, so the output is bicubic's" if result.fallback else "")
+
+
+def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar) -> tuple[Image.Image, SRResult]:
+    """Read `source` and enlarge it: (the image as read, the engine's SRResult)."""
+    try:
+        image = load_image(source)
+        return image, super_resolve(image, engine, on_step=progress)
+    finally:
+        progress.close()
+
+
+def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str | None, quality: int,
+            quiet: bool) -> int:
+    """One image to service.output, or to stdout as base64 (the original command line)."""
+    if not service.output and not service.base64:
+        raise UsageError("config key 'output': give an output path or set base64 true")
+    pil_format = pillow_format(service.output, fmt) if service.output else FORMATS[fmt or "png"][0]
+    try:
+        image, result = enlarge(source, engine, ProgressBar(engine.scale_times, engine.num_epochs, disable=quiet))
+        if service.output:
+            write_image(result.image, Path(service.output), pil_format, quality)
+        else:
+            buffer = io.BytesIO()
+            encode(result.image, buffer, pil_format, quality)
+            sys.stdout.write(base64.b64encode(buffer.getvalue()).decode("ascii") + "\n")
+    except (ZSSRError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    log_result(source, service.output or "base64 on stdout", engine, image, result)
     return 0
+
+
+def run_batch(sources: list[Path], out_dir: Path, engine: EngineConfig, fmt: str, quality: int,
+              quiet: bool) -> int:
+    """Each source to out_dir, under a bar over the files; one that fails is reported and skipped."""
+    outputs = output_paths(sources, out_dir, engine.total_scale, fmt)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out-dir {out_dir}: {exc.strerror or exc}") from exc
+    failed: list[Path] = []
+    with logging_redirect_tqdm(), tqdm(total=len(sources), desc="images", unit="img", disable=quiet,
+                                       file=sys.stderr) as bar:
+        for source, output in zip(sources, outputs):
+            bar.set_postfix_str(source.name)
+            progress = ProgressBar(engine.scale_times, engine.num_epochs, disable=quiet, leave=False)
+            try:
+                image, result = enlarge(source, engine, progress)
+                write_image(result.image, output, FORMATS[fmt][0], quality)
+                log_result(source, str(output), engine, image, result)
+            except (ZSSRError, OSError) as exc:
+                tqdm.write(f"error: skipped {source}: {exc}", file=sys.stderr)
+                failed.append(source)
+            bar.update()
+    done = len(sources) - len(failed)
+    summary = f"{done} of {len(sources)} image{'s' if len(sources) != 1 else ''} enlarged"
+    if failed:
+        summary += f"; {len(failed)} failed: {', '.join(map(str, failed))}"
+    sys.stderr.write(summary + "\n")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_intermixed_args(argv))
+    config_path, preset, quiet = args.pop("config"), args.pop("preset"), args.pop("quiet")
+    inputs, out_dir, fmt, quality = args.pop("inputs"), args.pop("out_dir"), args.pop("format"), args.pop("quality")
+    try:
+        if inputs and "image" in args:
+            raise UsageError("give the input as arguments or as --image, not both")
+        settings = load_settings(config_path)
+        if preset:
+            settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine)))
+        settings = settings.replace(**args)
+        engine, service = settings.engine, settings.service
+        inputs = inputs or ([service.image] if service.image else [])
+        if not inputs:
+            raise UsageError("config key 'image': no input image given (use --image PATH or name files)")
+        configure_logging(service.log_level)
+        if out_dir is None and len(inputs) == 1 and not Path(inputs[0]).is_dir():
+            return run_one(Path(inputs[0]), service, engine, fmt, quality, quiet)
+        if "output" in args:
+            raise UsageError("--output names one file; with several inputs or a folder use --out-dir")
+        if out_dir is None:
+            raise UsageError("several inputs (or a folder) need --out-dir DIR for their outputs")
+        sources = expand_inputs(inputs)
+        if not sources:
+            raise UsageError("no image files to enlarge")
+        return run_batch(sources, Path(out_dir), engine, fmt or "png", quality, quiet)
+    except ZSSRError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":

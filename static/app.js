@@ -113,11 +113,17 @@
   async function start() {
     clearError();
     const form = new FormData();
-    form.append("image", state.file, "photo.jpg");
-    form.append("crop", String(cropSize()));
-    if (state.region) {
-      form.append("x", String(state.region.x));
-      form.append("y", String(state.region.y));
+    form.append("image", state.file, state.file.name || "photo.jpg");
+    form.append("scale", $("scale").value);
+    form.append("format", $("format").value);
+    if ($("region-kind").value === "whole") {
+      form.append("region", "whole");
+    } else {
+      form.append("crop", String(cropSize()));
+      if (state.region) {
+        form.append("x", String(state.region.x));
+        form.append("y", String(state.region.y));
+      }
     }
     setBusy(true);
     show("result", false);

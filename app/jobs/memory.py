@@ -158,9 +158,9 @@ class MemoryBackend(JobBackend):
                 job.state, job.started_at = JobState.RUNNING, time.time()
                 hint = None
                 if self._enlarge_s_per_pixel is not None:
-                    pixels = job.request.crop.width * job.request.crop.height * self._engine.total_scale ** 2
+                    pixels = job.request.crop.width * job.request.crop.height * job.request.scale ** 2
                     hint = self._enlarge_s_per_pixel * pixels
-                job.tracker = ProgressTracker(self._engine.scale_times, self._engine.num_epochs,
+                job.tracker = ProgressTracker(job.request.steps, self._engine.num_epochs,
                                               self._engine.time_budget_s, self._engine.scale_factor, self._clock,
                                               last_enlarge_hint_s=hint)
                 self._running += 1
@@ -230,11 +230,11 @@ class MemoryBackend(JobBackend):
 
     def _status(self, job: _Job) -> JobStatus:
         if job.state is JobState.QUEUED:
-            position, progress = self._waiting.index(job) + 1, Progress(steps=self._engine.scale_times)
+            position, progress = self._waiting.index(job) + 1, Progress(steps=job.request.steps)
         elif job.state is JobState.RUNNING:
             position, progress = 0, job.tracker.snapshot()
         else:
-            position, progress = None, job.final_progress or Progress(steps=self._engine.scale_times)
+            position, progress = None, job.final_progress or Progress(steps=job.request.steps)
         return JobStatus(id=job.id, state=job.state, created_at=job.created_at, progress=progress,
                          queue_position=position, crop=job.request.crop, photo_size=job.request.photo_size,
                          cancel_requested=job.stop.is_set(), started_at=job.started_at,

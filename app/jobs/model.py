@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -41,21 +42,27 @@ class JobRequest:
     client: str = "-"  # who asked (an address or an API key's id): the per-client cap counts these
     output: OutputSpec = OutputSpec()  # how to write the result: format, quality, the photo's profile and EXIF
     name: str = "photo"  # the upload's file name without its extension: the result's file names start with it
+    scale: int = 8  # 2, 4 or 8: gradual steps of 2x
+
+    @property
+    def steps(self) -> int:
+        """The gradual 2x steps this job takes."""
+        return max(1, round(math.log2(self.scale)))
 
     @classmethod
     def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
                    request_id: str = "-", jpeg: JpegProfile | None = None, client: str = "-",
-                   output: OutputSpec | None = None, name: str = "photo") -> "JobRequest":
+                   output: OutputSpec | None = None, name: str = "photo", scale: int = 8) -> "JobRequest":
         """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
-        scale = train_max_side / max(photo.size)
+        shrink = train_max_side / max(photo.size)
         train = photo
-        if scale < 1.0:
-            size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
+        if shrink < 1.0:
+            size = (max(1, round(photo.width * shrink)), max(1, round(photo.height * shrink)))
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
                    seed=seed, request_id=request_id, jpeg=jpeg, client=client,
                    output=output or OutputSpec(icc=photo.info.get("icc_profile"), exif=photo.info.get("exif")),
-                   name=name)
+                   name=name, scale=scale)
 
 
 class JobState(str, enum.Enum):

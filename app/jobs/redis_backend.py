@@ -50,7 +50,7 @@ class RedisBackend(JobBackend):
             raise QueueFullError("the job runner is shutting down")
         with self._reachable():
             try:
-                status = self._store.submit(request, self._engine.scale_times)
+                status = self._store.submit(request, request.steps)
             except (QueueFullError, TooManyJobsError) as error:
                 workers = len(self._store.worker_devices())
                 error.retry_after_s = self._store.retry_after_s(workers, self._engine.time_budget_s or 60.0)

@@ -493,7 +493,7 @@ def _request_payload(request: JobRequest) -> dict[str, Any]:
     payload: dict[str, Any] = {"seed": "" if request.seed is None else str(request.seed),
                                "jpeg": "" if request.jpeg is None else json.dumps(dataclasses.asdict(request.jpeg)),
                                "format": out.format, "quality": str(out.quality), "icc": out.icc or b"",
-                               "exif": out.exif or b"", "name": request.name}
+                               "exif": out.exif or b"", "name": request.name, "scale": str(request.scale)}
     for name, image in (("crop", request.crop_image), ("train", request.train_image)):
         payload[f"{name}_mode"] = image.mode
         payload[f"{name}_size"] = json.dumps(list(image.size))
@@ -515,7 +515,7 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
                       train_image=image("train"), seed=int(seed) if seed else None,
                       request_id=request_id.decode() if request_id else "-",
                       jpeg=None if jpeg is None else JpegProfile.from_dict(jpeg), output=output,
-                      name=fields[b"name"].decode())
+                      name=fields[b"name"].decode(), scale=int(fields[b"scale"]))
 
 
 def _decode_result(data: dict[str, Any]) -> JobResult:

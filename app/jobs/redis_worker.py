@@ -154,9 +154,9 @@ class JobRunner:
     def _tracker(self, request: JobRequest) -> ProgressTracker:
         hint = None
         if self._enlarge_s_per_pixel is not None:
-            pixels = request.crop.width * request.crop.height * self.engine.total_scale ** 2
+            pixels = request.crop.width * request.crop.height * request.scale ** 2
             hint = self._enlarge_s_per_pixel * pixels
-        return ProgressTracker(self.engine.scale_times, self.engine.num_epochs, self.engine.time_budget_s,
+        return ProgressTracker(request.steps, self.engine.num_epochs, self.engine.time_budget_s,
                                self.engine.scale_factor, self.clock, last_enlarge_hint_s=hint)
 
     def _learn(self, tracker: ProgressTracker, output: JobOutput) -> None:

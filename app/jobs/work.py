@@ -22,6 +22,7 @@ Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]],
 def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker,
              should_stop: Callable[[], bool]) -> JobOutput:
     """Enlarge the request's crop by config.total_scale; raises app.errors.Cancelled when stopped."""
+    config = config.replace(scale_times=request.steps)
     if request.seed is not None:
         config = config.replace(seed=request.seed)
     crop, train = request.crop_image, request.train_image

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import unicodedata
 from pathlib import PurePosixPath
+from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
@@ -25,6 +26,10 @@ bp = Blueprint("api", __name__)
 SEED_MAX = 2**32 - 1
 # Names a client may give for an output format (jpg and jpeg are one).
 FORMAT_NAMES = {"png": "png", "webp": "webp", "jpeg": "jpeg", "jpg": "jpeg"}
+# Enlargements a job may ask for (gradual steps of 2x), and what it may enlarge.
+SCALES = {"2": 2, "4": 4, "8": 8}
+DEFAULT_SCALE = 8
+REGIONS = {"crop": "crop", "whole": "whole"}
 
 
 @bp.post("/upscale")
@@ -117,21 +122,39 @@ def _job_request() -> JobRequest:
     data = upload.stream.read()
     photo = read_photo(data, service)
     seed = _int_field("seed", 0, SEED_MAX)
-    crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
-    box = choose_crop(photo, crop if crop is not None else service.default_crop,
-                      _int_field("x", 0, None), _int_field("y", 0, None), seed)
+    scale = _choice_field("scale", SCALES, DEFAULT_SCALE)
+    if _choice_field("region", REGIONS, "crop") == "whole":
+        if any(request.form.get(name, "").strip() for name in ("x", "y", "crop")):
+            raise InvalidRequestError("x, y and crop choose a region; leave them out with region=whole")
+        box = Box(0, 0, *photo.size)
+    else:
+        crop = _int_field("crop", service.min_side, max(*service.crop_sizes, service.default_crop))
+        box = choose_crop(photo, crop if crop is not None else service.default_crop,
+                          _int_field("x", 0, None), _int_field("y", 0, None), seed)
+    _check_output_size(box, scale, service.max_output_pixels)
     output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY,
                         icc=photo.info.get("icc_profile"), exif=photo.info.get("exif"))
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
-                                 client_id(), output, _upload_name(upload.filename))
+                                 client_id(), output, _upload_name(upload.filename), scale)
 
 
-def _choice_field(name: str, choices: dict[str, str], default: str) -> str:
+def _check_output_size(box: Box, scale: int, limit: int) -> None:
+    """Refuse an enlargement larger than max_output_pixels, naming the largest scale that would fit."""
+    if box.width * box.height * scale * scale <= limit:
+        return
+    fits = [s for s in sorted(set(SCALES.values()), reverse=True) if box.width * box.height * s * s <= limit]
+    what = f"{box.width}x{box.height} at {scale}x would be {box.width * scale}x{box.height * scale} pixels"
+    advice = (f"the largest scale that fits is {fits[0]}x" if fits
+              else "no scale fits; choose a region instead (region=crop)")
+    raise InvalidRequestError(f"{what}, more than the {limit:,} allowed; {advice}")
+
+
+def _choice_field(name: str, choices: dict[str, Any], default: Any) -> Any:
     text = request.form.get(name, "").strip().lower()
     if not text:
         return default
     if text not in choices:
-        raise InvalidRequestError(f"{name} must be one of {', '.join(sorted(set(choices.values())))}; "
+        raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; "
                                   f"got {text[:20]!r}")
     return choices[text]
 
@@ -224,7 +247,9 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
         "photo": {"width": result.photo_size[0], "height": result.photo_size[1]},
         "learned_from": {"what": "the whole photo", "width": result.learned_from_size[0],
                          "height": result.learned_from_size[1]},
-        "enlarged": {"what": "the crop", "width": result.crop.width, "height": result.crop.height},
+        "enlarged": {"what": "the whole photo" if (result.crop.x, result.crop.y, result.crop.width,
+                                                    result.crop.height) == (0, 0, *result.photo_size) else "the crop",
+                     "width": result.crop.width, "height": result.crop.height},
         "weights": result.weights,
         "degradation": result.degradation,
         "self_check": result.self_check,

@@ -45,10 +45,10 @@ def _count(description: str | None = None, minimum: int = 0) -> Schema:
     return schema
 
 
-def _size(description: str, what: str | None = None) -> Schema:
+def _size(description: str, *what: str) -> Schema:
     properties: dict[str, Schema] = {}
-    if what is not None:
-        properties["what"] = {"type": "string", "const": what}
+    if what:
+        properties["what"] = {"type": "string", "enum": list(what)}
     properties.update(width=_count(minimum=1), height=_count(minimum=1))
     return _strict(properties, description)
 
@@ -66,7 +66,7 @@ def _result_properties() -> dict[str, Schema]:
                     "description": "bicubic.png: the same crop enlarged bicubically, to compare"},
         "width": _count("of the enlarged image", 1),
         "height": _count("of the enlarged image", 1),
-        "scale": {"type": "integer", "const": SCALE},
+        "scale": {"type": "integer", "enum": [2, 4, 8]},
         "crop": _ref("Box"),
         "seconds": {"type": "number", "minimum": 0},
         "iterations": _count("training iterations, all gradual steps together"),
@@ -76,7 +76,7 @@ def _result_properties() -> dict[str, Schema]:
         "device": {"type": "string", "examples": ["cpu", "cuda:0 (NVIDIA H100)"]},
         "photo": _ref("Size"),
         "learned_from": _size("the whole photo as the network saw it (downscaled for training)", "the whole photo"),
-        "enlarged": _size("the region that was enlarged", "the crop"),
+        "enlarged": _size("the region that was enlarged", "the crop", "the whole photo"),
         "weights": {"type": ["string", "null"], "description": "the warm-start file the network started from; "
                                                               "null: from scratch"},
         "degradation": _nullable(_ref("Degradation")),
@@ -159,6 +159,12 @@ SCHEMAS: dict[str, Schema] = {
             "y": {"type": "integer", "minimum": 0, "description": "the region's top edge"},
             "crop": {"type": "integer", "minimum": 1, "description": "the region's side in pixels (shrunk to the "
                                                                     "photo); the service's default when absent"},
+            "scale": {"type": "integer", "enum": [2, 4, 8], "description": "the enlargement (default 8): gradual "
+                                                                        "steps of 2x"},
+            "region": {"type": "string", "enum": ["crop", "whole"],
+                       "description": "crop (default): a region of `crop` pixels at x, y or at random; whole: the "
+                                      "whole photo (then leave x, y and crop out); the output may have at most "
+                                      "max_output_pixels"},
             "format": {"type": "string", "enum": ["png", "webp", "jpeg", "jpg"],
                        "description": "the enlargement's file format (default png); the photo's ICC profile and "
                                       "EXIF are carried into it"},
@@ -261,7 +267,8 @@ def _image(description: str, mimetype: str = "image/png") -> dict[str, Schema]:
 PATHS: dict[str, Schema] = {
     "/upscale": {"post": {
         "operationId": "upscale",
-        "summary": f"Enlarge a region of a photo {SCALE}x, waiting up to wait_s for the result",
+        "summary": f"Enlarge a region of a photo, or the whole photo, 2x to 8x (default {SCALE}x), waiting up "
+                   "to wait_s",
         "description": "Answers 200 with the result when the job finishes within the service's wait_s, else 202 "
                        "with the job and its Location. `Prefer: respond-async` asks for the 202 at once.",
         "parameters": [{"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
@@ -297,7 +304,8 @@ PATHS: dict[str, Schema] = {
                                ("jpeg", "jpg", "image/jpeg"))},
     "/api/jobs/{job_id}/bicubic.png": {"parameters": [JOB_ID, DOWNLOAD], "get": {
         "operationId": "getBicubicPng", "summary": "A done job's crop enlarged bicubically, to compare",
-        "responses": _responses(_image("The crop, enlarged bicubically (PNG, in the photo's ICC profile)."), *API_ERRORS, "NotFound", "Conflict"),
+        "responses": _responses(_image("The crop, enlarged bicubically (PNG, in the photo's ICC profile)."),
+                                *API_ERRORS, "NotFound", "Conflict"),
     }},
     "/healthz": {"get": {
         "operationId": "health", "summary": "Alive: the process answers (says nothing about the workers)",
@@ -327,8 +335,9 @@ DOCUMENT: Schema = {
     "info": {
         "title": "ZSSR image super-resolution",
         "version": VERSION,
-        "description": f"Enlarges a region of a JPEG photo {SCALE}x with a network trained on the photo itself "
-                       "(Zero-Shot Super-Resolution). Errors are JSON {error, message} on every path.",
+        "description": "Enlarges a region of a JPEG photo, or the whole photo, 2x to 8x with a network trained on "
+                       "the photo itself (Zero-Shot Super-Resolution). Errors are JSON {error, message} on every "
+                       "path.",
     },
     # The key is optional: the API is open unless API keys are configured (probes and this document always are).
     "security": [{}, {"bearerAuth": []}],

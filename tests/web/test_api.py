@@ -406,3 +406,39 @@ def test_every_job_reports_its_self_check_and_a_losing_network_falls_back(make_a
     sr = job.get(f"/api/jobs/{body['id']}/result.png").data
     bicubic = job.get(f"/api/jobs/{body['id']}/bicubic.png").data
     assert np.array_equal(np.asarray(png_of(sr)), np.asarray(png_of(bicubic)))
+
+
+@pytest.mark.parametrize("scale, steps", [(2, 1), (4, 2), (8, 3)])
+def test_a_job_enlarges_by_the_scale_asked_for(make_app, scale, steps):
+    client = make_app().test_client()
+    body = upload(client, data=jpeg_bytes(160, 120), crop=48, scale=scale).get_json()
+    assert body["scale"] == scale and (body["width"], body["height"]) == (48 * scale, 48 * scale)
+    assert len(body["iterations_per_step"]) == steps
+    job = client.get(f"/api/jobs/{body['id']}").get_json()
+    assert job["progress"]["steps"] == steps and job["progress"]["fraction"] == 1.0
+
+
+def test_the_whole_photo_can_be_enlarged(make_app):
+    client = make_app(base64=False).test_client()
+    body = upload(client, data=jpeg_bytes(150, 100), region="whole", scale=2).get_json()
+    assert body["enlarged"] == {"what": "the whole photo", "width": 150, "height": 100}
+    assert body["crop"] == {"x": 0, "y": 0, "width": 150, "height": 100}
+    assert png_of(client.get(body["url"]).data).size == (300, 200)
+    assert_error(upload(client, data=jpeg_bytes(150, 100), region="whole", x=3, y=4), 400, "bad_request")
+    assert_error(upload(client, data=jpeg_bytes(150, 100), scale=3), 400, "bad_request")
+    assert_error(upload(client, data=jpeg_bytes(150, 100), region="all"), 400, "bad_request")
+
+
+@pytest.mark.parametrize("scale, advice", [(8, "the largest scale that fits is 4x"),
+                                           (4, "the largest scale that fits is 2x")])
+def test_an_enlargement_over_max_output_pixels_names_the_largest_scale_that_fits(make_app, scale, advice):
+    # 150x100 at 4x is 240,000 pixels, at 8x 960,000; the limit lets 4x through but not 8x (or 2x, not 4x).
+    limit = 150 * 100 * (scale // 2) ** 2
+    client = make_app(max_output_pixels=limit).test_client()
+    message = assert_error(upload(client, data=jpeg_bytes(150, 100), region="whole", scale=scale), 400,
+                           "bad_request")["message"]
+    assert advice in message and f"{limit:,}" in message
+    assert upload(client, data=jpeg_bytes(150, 100), region="whole", scale=scale // 2).status_code == 200
+    none_fit = make_app(max_output_pixels=100).test_client()
+    assert "choose a region" in assert_error(upload(none_fit, data=jpeg_bytes(150, 100), region="whole", scale=2),
+                                             400, "bad_request")["message"]

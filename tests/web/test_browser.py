@@ -117,3 +117,24 @@ def test_browser_and_server_agree_on_exif_orientation(page):
     page.click("#start")
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     assert "the whole photo, 48 × 96 px" in page.text_content("#facts")
+
+
+def test_the_whole_photo_at_2x_as_webp(page):
+    page.set_input_files("#file", files=[{"name": "harbour.jpg", "mimeType": "image/jpeg",
+                                          "buffer": jpeg_bytes(120, 90, seed=5)}])
+    page.wait_for_selector("#setup:not([hidden])")
+    page.select_option("#region-kind", "whole")
+    page.select_option("#scale", "2")
+    page.select_option("#format", "webp")
+    page.click("#start")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    page.wait_for_function("() => document.getElementById('after').complete")
+    assert page.eval_on_selector("#after", "img => [img.naturalWidth, img.naturalHeight]") == [240, 180]
+    facts = page.text_content("#facts")
+    assert "the whole photo: 120 × 90 px at (0, 0) → 240 × 180 px (2×)" in facts
+    assert "Self-check" in facts and "dB" in facts
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "harbour-x0-y0-120x90-2x.webp"
+    with Image.open(download.value.path()) as image:
+        assert image.format == "WEBP" and image.size == (240, 180)
