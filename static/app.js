@@ -9,8 +9,16 @@
   const MAX_PIXELS = parseInt(app.dataset.maxPixels, 10);
   const SCALE = parseInt(app.dataset.scale, 10);
   const POLL_MS = 500;
+  // The divider moves by this many percent of the image per arrow key, and ten times as far per page key.
+  const KEY_STEP = 2;
+  const FORMAT_NAMES = { png: "PNG", webp: "WebP", jpeg: "JPEG" };
 
-  const state = { file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null, busy: false };
+  const state = {
+    file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null, busy: false,
+    // The comparison: what is left of the divider ("bicubic", "original") or all side by side ("side"); where the
+    // divider is, in percent of the image's width; the zoom (0 fits the card, else screen pixels per image pixel).
+    view: "bicubic", percent: 50, zoom: 0, outputWidth: 0, dragging: null,
+  };
 
   function show(id, visible) { $(id).hidden = !visible; }
 
@@ -224,7 +232,12 @@
     drawRegion(state.region);
     $("before").src = result.bicubic;
     $("after").src = result.image;
+    drawOriginal(result);
+    nameViews(result.scale);
+    state.outputWidth = result.width;
+    // The link has no name of its own: the file is called what the server's Content-Disposition says.
     $("download").href = result.image + "?download=1";
+    $("download").textContent = `Download ${FORMAT_NAMES[result.format] || result.format.toUpperCase()}`;
     $("result").dataset.cropWidth = crop.width;
     $("result").dataset.cropHeight = crop.height;
     const facts = [
@@ -249,6 +262,27 @@
     }
     show("setup", true);
     show("result", true);
+    setZoom(state.zoom);
+  }
+
+  // The region as uploaded, enlarged to the result's size by repeating pixels (what the network started from).
+  // Drawn from the thumbnail, which is the uploaded photo turned as its EXIF says, like the server sees it.
+  function drawOriginal(result) {
+    const canvas = $("original");
+    canvas.width = result.width;
+    canvas.height = result.height;
+    const context = canvas.getContext("2d");
+    context.imageSmoothingEnabled = false;
+    const crop = result.crop;
+    context.drawImage($("thumb"), crop.x, crop.y, crop.width, crop.height, 0, 0, result.width, result.height);
+  }
+
+  function nameViews(scale) {
+    $("original-caption").textContent = `Original, nearest ${scale}×`;
+    $("before-caption").textContent = `Bicubic ${scale}×`;
+    $("after-caption").textContent = `ZSSR ${scale}×`;
+    $("before").alt = `Bicubic ${scale}× of the region`;
+    $("after").alt = `ZSSR ${scale}× of the region`;
   }
 
   // What the training examples were made to go through, in words: the photo's JPEG and noise.
@@ -285,16 +319,98 @@
   }
 
   function setSlider(percent) {
-    $("after-pane").style.clipPath = `inset(0 0 0 ${percent}%)`;
-    $("divider").style.left = percent + "%";
+    state.percent = Math.max(0, Math.min(100, percent));
+    $("after-pane").style.clipPath = `inset(0 0 0 ${state.percent}%)`;
+    const divider = $("divider");
+    divider.style.left = state.percent + "%";
+    const left = state.view === "original" ? "the original" : "bicubic";
+    divider.setAttribute("aria-valuenow", String(Math.round(state.percent)));
+    divider.setAttribute("aria-valuetext", `${Math.round(state.percent)}% ${left}, the rest ZSSR`);
+    divider.setAttribute("aria-label", `Divider: ${left} on its left, ZSSR on its right`);
   }
 
-  function setView(side) {
-    $("compare").classList.toggle("slider", !side);
-    $("compare").classList.toggle("side", side);
-    $("view-slider").classList.toggle("active", !side);
-    $("view-side").classList.toggle("active", side);
-    show("slider", !side);
+  // Under the pointer, wherever it is on the image (or beyond it, while dragging: then at the nearer edge).
+  function slideTo(event) {
+    const bounds = $("compare").getBoundingClientRect();
+    setSlider(100 * (event.clientX - bounds.left) / bounds.width);
+  }
+
+  function startDrag(event) {
+    if (state.view === "side" || event.button !== 0) return;
+    // Zoomed in, a finger on the image pans it; only the divider itself is dragged.
+    if (state.zoom && event.pointerType !== "mouse" && event.target !== $("divider")) return;
+    event.preventDefault();
+    $("compare").setPointerCapture(event.pointerId);
+    state.dragging = event.pointerId;
+    $("divider").focus({ preventScroll: true });
+    slideTo(event);
+  }
+
+  function endDrag(event) {
+    if (event.pointerId === state.dragging) state.dragging = null;
+  }
+
+  function slideByKey(event) {
+    const moves = {
+      ArrowLeft: -KEY_STEP, ArrowDown: -KEY_STEP, ArrowRight: KEY_STEP, ArrowUp: KEY_STEP,
+      PageDown: -10 * KEY_STEP, PageUp: 10 * KEY_STEP, Home: -100, End: 100,
+    };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    setSlider(state.percent + moves[event.key]);
+    keepDividerInView();
+  }
+
+  // Zoomed in, the box scrolls sideways to keep the divider in sight as the keys move it.
+  function keepDividerInView() {
+    if (!state.zoom) return;
+    const box = $("compare-box");
+    const x = state.percent / 100 * $("compare").offsetWidth;
+    if (x < box.scrollLeft || x > box.scrollLeft + box.clientWidth) box.scrollLeft = x - box.clientWidth / 2;
+  }
+
+  function setView(view) {
+    state.view = view;
+    const compare = $("compare");
+    compare.classList.toggle("slider", view !== "side");
+    compare.classList.toggle("side", view === "side");
+    compare.classList.toggle("left-original", view === "original");
+    for (const [id, name] of [["view-slider", "bicubic"], ["view-original", "original"], ["view-side", "side"]]) {
+      $(id).classList.toggle("active", view === name);
+      $(id).setAttribute("aria-pressed", String(view === name));
+    }
+    show("compare-hint", view !== "side");
+    setSlider(state.percent);
+  }
+
+  // Zoomed in, every image is drawn at a whole number of screen pixels per image pixel, without smoothing, in a
+  // box that scrolls (by keyboard too, once focused); it opens on the divider, half way down.
+  function setZoom(zoom) {
+    state.zoom = zoom;
+    const box = $("compare-box");
+    box.classList.toggle("zoomed", zoom > 0);
+    for (const [id, level] of [["zoom-fit", 0], ["zoom-1", 1], ["zoom-2", 2]]) {
+      $(id).classList.toggle("active", zoom === level);
+      $(id).setAttribute("aria-pressed", String(zoom === level));
+    }
+    if (!zoom) {
+      for (const name of ["role", "tabindex", "aria-label"]) box.removeAttribute(name);
+      $("compare").style.removeProperty("--pane-width");
+      return;
+    }
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", "The comparison, zoomed in: scroll to see the rest");
+    box.tabIndex = 0;
+    $("compare").style.setProperty("--pane-width", state.outputWidth * zoom + "px");
+    centreZoomed();
+  }
+
+  function centreZoomed() {
+    if (!state.zoom) return;
+    const box = $("compare-box");
+    const x = state.view === "side" ? 0 : state.percent / 100 * $("compare").offsetWidth;
+    box.scrollLeft = x - box.clientWidth / 2;
+    box.scrollTop = (box.scrollHeight - box.clientHeight) / 2;
   }
 
   async function cancel() {
@@ -346,9 +462,19 @@
   $("start").addEventListener("click", start);
   $("again").addEventListener("click", () => { show("result", false); state.region = null; drawRegion(null); });
   $("cancel").addEventListener("click", cancel);
-  $("slider").addEventListener("input", (event) => setSlider(event.target.value));
-  $("view-slider").addEventListener("click", () => setView(false));
-  $("view-side").addEventListener("click", () => setView(true));
+  const compare = $("compare");
+  compare.addEventListener("pointerdown", startDrag);
+  compare.addEventListener("pointermove", (event) => { if (event.pointerId === state.dragging) slideTo(event); });
+  for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) compare.addEventListener(type, endDrag);
+  compare.addEventListener("dragstart", (event) => event.preventDefault());
+  $("divider").addEventListener("keydown", slideByKey);
+  $("after").addEventListener("load", centreZoomed);  // a new result, zoomed in as the last one was
+  $("view-slider").addEventListener("click", () => setView("bicubic"));
+  $("view-original").addEventListener("click", () => setView("original"));
+  $("view-side").addEventListener("click", () => setView("side"));
+  $("zoom-fit").addEventListener("click", () => setZoom(0));
+  $("zoom-1").addEventListener("click", () => setZoom(1));
+  $("zoom-2").addEventListener("click", () => setZoom(2));
   $("example").addEventListener("click", loadExample);
   setSlider(50);
 })();

@@ -11,6 +11,8 @@ from scipy import ndimage
 
 import app.engine.zssr as zssr
 from app.engine import super_resolve
+from app.engine.dihedral import ALL, kernel_symmetries, reversed_axes
+from app.engine.infer import self_ensemble
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, lr_son, lr_son_small, make_downscale, upscale
 from app.engine.resize import kernel_downscale, symmetric_pad
@@ -113,26 +115,61 @@ def test_the_noise_goes_on_the_small_son_not_on_the_father():
 
 
 def test_the_kernel_mode_augmentation_switch(tiny_config, rgb_image, tmp_path, monkeypatch):
-    np.save(tmp_path / "k.npy", mzsr_kernel(7, 1.0))
+    asymmetric = np.zeros((5, 5))
+    asymmetric[2, 1:4] = (0.2, 0.5, 0.3)  # a horizontal smear, heavier to the right: only the vertical flip keeps it
+    np.save(tmp_path / "iso.npy", mzsr_kernel(7, 1.0))
+    np.save(tmp_path / "asym.npy", asymmetric)
     seen = {}
     real_sample, real_enlarge = FatherPool.sample, zssr.enlarge
 
     def sample(self, rng, crop_size, batch_size, multiple, augment=True):
-        seen.setdefault("augment", set()).add(augment)
+        seen.setdefault("augment", set()).add(tuple(augment) if not isinstance(augment, bool) else augment)
         return real_sample(self, rng, crop_size, batch_size, multiple, augment)
 
     def enlarge(*args, **kwargs):
-        seen.setdefault("ensemble", set()).add(kwargs["ensemble"])
+        seen.setdefault("ensemble", set()).add((tuple(kwargs["transforms"]), kwargs["grid_shift"]))
         return real_enlarge(*args, **kwargs)
 
     monkeypatch.setattr(FatherPool, "sample", sample)
     monkeypatch.setattr(zssr, "enlarge", enlarge)
     base = tiny_config.replace(self_ensemble=True, num_epochs=2)
-    for changes, expected in [({}, True), ({"kernel": str(tmp_path / "k.npy")}, False),
-                              ({"kernel": str(tmp_path / "k.npy"), "kernel_augment": True}, True)]:
+    everything = tuple(range(8))
+    vertical_flip = kernel_symmetries(asymmetric)
+    assert vertical_flip != everything and 0 in vertical_flip and len(vertical_flip) == 2
+    for changes, transforms, shift in [
+            ({}, everything, 0),
+            ({"kernel": str(tmp_path / "iso.npy")}, everything, 1),  # direct grid: flipped outputs moved back
+            ({"kernel": str(tmp_path / "iso.npy"), "kernel_alignment": "centred"}, everything, 0),
+            ({"kernel": str(tmp_path / "asym.npy")}, vertical_flip, 1),
+            ({"kernel": str(tmp_path / "asym.npy"), "kernel_augment": True}, everything, 1)]:
         seen.clear()
         super_resolve(rgb_image, base.replace(**changes))
-        assert seen == {"augment": {expected}, "ensemble": {expected}}, changes
+        assert seen == {"augment": {transforms}, "ensemble": {(transforms, shift)}}, changes
+
+
+def test_a_flipped_direct_image_is_the_direct_image_of_the_flip_moved_by_s_minus_1():
+    # Why the ensemble moves flipped outputs back by s - 1: flipping an image sampled at 0, s, 2s, ... gives the
+    # samples of the flipped HR image at s - 1, 2s - 1, ...
+    hr = torch.rand(1, 1, 12, 18, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    kernel = mzsr_kernel(7, 1.2)
+    for s in (2, 3):
+        flipped_lr = torch.flip(kernel_downscale(hr, kernel, s, "direct"), dims=(-1,))
+        blurred = kernel_downscale(torch.flip(hr, dims=(-1,)), kernel, 1, "direct")
+        torch.testing.assert_close(flipped_lr, blurred[..., ::s, s - 1::s], rtol=0, atol=1e-12)
+
+
+def test_the_ensemble_moves_outputs_back_only_along_reversed_axes():
+    x = torch.arange(4 * 6, dtype=torch.float64).reshape(1, 1, 4, 6)
+    outputs = self_ensemble(lambda t: t, x, True, ALL, grid_shift=1)
+    for index, out in enumerate(outputs):
+        flip_y, flip_x = reversed_axes(index)
+        expected = x
+        if flip_y:
+            expected = torch.cat([expected[..., 1:, :], expected[..., -1:, :]], dim=-2)
+        if flip_x:
+            expected = torch.cat([expected[..., 1:], expected[..., -1:]], dim=-1)
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert [reversed_axes(i) for i in ALL].count((False, False)) == 2  # the identity and the transpose
 
 
 def test_unaugmented_crops_are_plain_crops_of_a_father():

@@ -170,8 +170,11 @@ def wait_ready(port: int, process: subprocess.Popen, timeout_s: float = 120.0) -
 
 def soak(backend: str, seconds: float, polite: int, pace_s: float, workdir: Path) -> dict[str, Any]:
     port = free_port()
+    # Finished jobs are kept for the whole run (the caps would otherwise drop early results before the end's
+    # check that every accepted job ended, and count them as lost).
     config: dict[str, Any] = {**TINY_ENGINE, "trusted_proxies": ["127.0.0.1"], "rate_limit": "10/minute",
-                              "max_jobs_per_client": 2, "queue_size": 16, "job_backend": backend, "wait_s": 30.0}
+                              "max_jobs_per_client": 2, "queue_size": 16, "job_backend": backend, "wait_s": 30.0,
+                              "result_ttl_s": seconds + 600.0, "max_results": 100000, "results_max_MB": 100000.0}
     processes: list[subprocess.Popen] = []
     logs = []
 

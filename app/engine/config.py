@@ -124,8 +124,10 @@ class EngineConfig:
                                              "sets, the authors' imresize, KernelGAN's estimates) or centred "
                                              "(each LR pixel at the centre of its s x s block)",
                                    choices=("direct", "centred"))
-    kernel_augment: bool = option(False, "with a `kernel` file, still train on and ensemble over the 8 rotations "
-                                         "and flips (the authors turn them off: a kernel may be asymmetric)")
+    kernel_augment: bool = option(False, "with a `kernel` file, train on and ensemble over all 8 rotations and "
+                                         "flips even those that change the kernel (by default only those that "
+                                         "leave it unchanged: all 8 for an isotropic Gaussian, none for a "
+                                         "generic kernel, where the authors turn them all off)")
     seed: int | None = option(0, "random seed (null: nondeterministic)", lo=0, hi=2**32 - 1)
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = option(0, "CPU threads for torch (0: torch's default)", lo=0, hi=1024)

@@ -25,3 +25,24 @@ def _unflip_rot(k: int) -> Transform:
 DIHEDRAL: tuple[tuple[Transform, Transform], ...] = (
     tuple((_rot(k), _rot(-k)) for k in range(4))
     + tuple((_flip_rot(k), _unflip_rot(k)) for k in range(4)))
+
+ALL = tuple(range(len(DIHEDRAL)))
+
+
+def reversed_axes(index: int) -> tuple[bool, bool]:
+    """Whether transform `index` counts the original rows (y) and columns (x) backwards: its first pixel comes
+    from the original's last row or column. (A direct sampling grid, pixels 0, s, 2s, ..., lands on s - 1, 2s - 1,
+    ... along such an axis; see app.engine.infer.self_ensemble.)"""
+    y, x = torch.meshgrid(torch.arange(2.0), torch.arange(3.0), indexing="ij")
+    forward = DIHEDRAL[index][0]
+    return bool(forward(y)[0, 0] == 1), bool(forward(x)[0, 0] == 2)
+
+
+def kernel_symmetries(kernel, tolerance: float = 1e-6) -> tuple[int, ...]:
+    """The transforms under which a 2-D blur kernel is unchanged (all 8 for an isotropic Gaussian, the identity
+    alone for a generic one): only these keep a training pair, or a test image, made with that kernel."""
+    k = torch.as_tensor(kernel, dtype=torch.float64)
+    k = k / k.sum()
+    scale = float(k.abs().max())
+    return tuple(i for i, (forward, _) in enumerate(DIHEDRAL)
+                 if forward(k).shape == k.shape and float((forward(k) - k).abs().max()) <= tolerance * scale)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from app.engine.dihedral import DIHEDRAL
+from app.engine.dihedral import ALL, DIHEDRAL, reversed_axes
 from app.engine.pairs import Downscale, upscale
 from app.engine.resize import output_size
 
@@ -46,10 +46,34 @@ def tile_forward(net: Forward, x: torch.Tensor, patch_size: int, halo: int) -> t
     return out
 
 
-def self_ensemble(forward: Forward, x: torch.Tensor, enabled: bool = True) -> list[torch.Tensor]:
-    """The outputs of `forward` over the 8 dihedral transforms of `x`, each mapped back (or just one)."""
-    transforms = DIHEDRAL if enabled else DIHEDRAL[:1]
-    return [inverse(forward(transform(x))) for transform, inverse in transforms]
+def self_ensemble(forward: Forward, x: torch.Tensor, enabled: bool = True, transforms: Sequence[int] = ALL,
+                  grid_shift: int = 0) -> list[torch.Tensor]:
+    """The outputs of `forward` over the dihedral transforms `transforms` of `x`, each mapped back (or just the
+    identity's when not `enabled`).
+
+    `grid_shift` (s - 1 for an LR image sampled directly at pixels 0, s, 2s, ...): along an axis that a transform
+    counts backwards, the transformed image's samples sit at s - 1, 2s - 1, ... of its HR grid, while the network
+    learned them at 0, s, ...; its output comes back that many pixels late along the axis, and is moved back
+    (the last pixels repeated).
+    """
+    chosen = transforms if enabled else (0,)
+    outputs = []
+    for index in chosen:
+        transform, inverse = DIHEDRAL[index]
+        out = inverse(forward(transform(x)))
+        if grid_shift:
+            flip_y, flip_x = reversed_axes(index)
+            out = _shift_back(out, grid_shift, -2) if flip_y else out
+            out = _shift_back(out, grid_shift, -1) if flip_x else out
+        outputs.append(out)
+    return outputs
+
+
+def _shift_back(x: torch.Tensor, d: int, dim: int) -> torch.Tensor:
+    """x[..., i + d] at i along `dim`, the last pixel repeated at the end."""
+    n = x.shape[dim]
+    index = torch.clamp(torch.arange(n, device=x.device) + d, max=n - 1)
+    return x.index_select(dim, index)
 
 
 def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: float, downscale: Downscale,
@@ -63,7 +87,8 @@ def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: float, downsc
 
 @torch.no_grad()
 def enlarge(net: Forward, lr: torch.Tensor, scale_factor: float, downscale: Downscale, *, patch_size: int,
-            halo: int, ensemble: bool, back_projection_iters: int,
+            halo: int, ensemble: bool, back_projection_iters: int, transforms: Sequence[int] = ALL,
+            grid_shift: int = 0,
             memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """One gradual step: `lr` (1, C, h, w) in [0, 1] -> (1, C, ceil(h * s), ceil(w * s)), as the authors do it:
     each transform's output is back-projected, the median taken, and the median back-projected again."""
@@ -76,7 +101,7 @@ def enlarge(net: Forward, lr: torch.Tensor, scale_factor: float, downscale: Down
         return sr.contiguous()
 
     outputs = [back_project(sr, lr, scale_factor, downscale, back_projection_iters)
-               for sr in self_ensemble(forward, lr, ensemble)]
+               for sr in self_ensemble(forward, lr, ensemble, transforms, grid_shift)]
     if len(outputs) == 1:
         sr = outputs[0]
     else:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from app.engine.degradation import Compress
-from app.engine.dihedral import DIHEDRAL
+from app.engine.dihedral import ALL, DIHEDRAL
 from app.engine.resize import imresize, kernel_downscale, output_size
 
 # The input is downscaled to these fractions of its size to make more HR fathers (the paper's "many smaller
@@ -89,9 +89,10 @@ class FatherPool:
         return cls(fathers, areas / areas.sum())
 
     def sample(self, rng: np.random.Generator, crop_size: int, batch_size: int, multiple: int,
-               augment: bool = True) -> torch.Tensor:
-        """A batch of random square crops, each under a random one of the 8 rotations and flips when `augment`:
-        (batch_size, C, s, s) with s <= crop_size."""
+               augment: Sequence[int] | bool = True) -> torch.Tensor:
+        """A batch of random square crops, each under a random one of the rotations and flips `augment` allows
+        (True: all 8; False: none; else their indices in DIHEDRAL): (batch_size, C, s, s) with s <= crop_size."""
+        allowed = ALL if augment is True else (0,) if augment is False else tuple(augment)
         chosen = rng.choice(len(self.fathers), size=batch_size, p=self.probabilities)
         h = min([crop_size] + [self.fathers[i].shape[-2] for i in chosen])
         w = min([crop_size] + [self.fathers[i].shape[-1] for i in chosen])
@@ -101,7 +102,7 @@ class FatherPool:
         crops = []
         for i in chosen:
             father = self.fathers[i]
-            transform, _ = DIHEDRAL[rng.integers(len(DIHEDRAL))] if augment else DIHEDRAL[0]
+            transform, _ = DIHEDRAL[allowed[rng.integers(len(allowed))]] if len(allowed) > 1 else DIHEDRAL[allowed[0]]
             y = rng.integers(father.shape[-2] - side + 1)
             x = rng.integers(father.shape[-1] - side + 1)
             crops.append(transform(father[..., y:y + side, x:x + side]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -87,12 +87,12 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
           generator: torch.Generator | None = None, deadline: float | None = None,
           on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
           memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
-          compress: Compress | None = None, augment: bool = True) -> TrainResult:
+          compress: Compress | None = None, augment: Sequence[int] | bool = True) -> TrainResult:
     """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
 
     `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled. The sons get
     `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given; `augment`
-    draws each crop under a random rotation or flip.
+    draws each crop under a random one of the rotations and flips it allows (see FatherPool.sample).
     """
     noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)

@@ -14,6 +14,7 @@ from PIL import Image
 from app.engine.config import EngineConfig
 from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
+from app.engine.dihedral import ALL, kernel_symmetries
 from app.engine.image_io import Planes, from_planes, to_planes
 from app.engine.infer import enlarge
 from app.engine.jpeg import JpegProfile
@@ -137,11 +138,17 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     degradation = SonDegradation.plan(config, training_source, jpeg)
-    # A kernel file lines up as `kernel_alignment` says, and may be asymmetric: the rotations and flips stay off
-    # unless asked for. An estimated kernel is an isotropic Gaussian centred on each block, as a camera's pixel.
-    alignment, augment = config.kernel_alignment, config.kernel_augment or kernel is None
+    # A kernel file lines up as `kernel_alignment` says, and may be asymmetric: only the rotations and flips that
+    # leave it unchanged keep a training pair (or the test image) true to it, unless `kernel_augment` says
+    # otherwise; with direct alignment the ensemble moves each flipped output back onto the sampling grid. An
+    # estimated kernel is an isotropic Gaussian centred on each block, as a camera's pixel.
+    alignment, transforms, grid_shift = config.kernel_alignment, ALL, 0
+    if kernel is not None:
+        transforms = ALL if config.kernel_augment else kernel_symmetries(kernel)
+        if alignment == "direct":
+            grid_shift = int(round(config.scale_factor)) - 1
     if degradation.kernel is not None:
-        kernel, alignment, augment = degradation.kernel.kernel(), "centred", True
+        kernel, alignment, transforms, grid_shift = degradation.kernel.kernel(), "centred", ALL, 0
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
     sources = [training_source]
@@ -173,7 +180,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         result = train(model, pool, probe, config, scale_factor=config.scale_factor, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
-                       noise_std=degradation.noise_std, compress=compress, augment=augment)
+                       noise_std=degradation.noise_std, compress=compress, augment=transforms)
         iterations.append(result.iterations)
         train_seconds += result.seconds
         train_pixels += result.pixels
@@ -193,11 +200,12 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
         current = enlarge(model, current, config.scale_factor, downscale, patch_size=config.patch_size,
-                          halo=net.receptive_radius, ensemble=config.self_ensemble and augment,
+                          halo=net.receptive_radius, ensemble=config.self_ensemble, transforms=transforms,
+                          grid_shift=grid_shift,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
         infer_seconds += time.monotonic() - enlarge_started
-        infer_pixels += current.shape[-2] * current.shape[-1] * (8 if config.self_ensemble and augment else 1)
+        infer_pixels += current.shape[-2] * current.shape[-1] * (len(transforms) if config.self_ensemble else 1)
         sources.append(current)
 
     if fallback:
