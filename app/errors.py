@@ -63,6 +63,11 @@ class JobFailedError(ZSSRError):
 class TooManyJobsError(ZSSRError):
     """This client already has its configured number of jobs queued or running; it should retry later."""
 
+    @classmethod
+    def at(cls, cap: int) -> "TooManyJobsError":
+        return cls(f"you already have {cap} job{'s' if cap > 1 else ''} queued or running; try again when one "
+                   "has finished")
+
 
 class RateLimitedError(ZSSRError):
     """This client has submitted more jobs than its configured rate allows; it should retry later."""

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from app.engine.config import EngineConfig
 from app.engine.device import describe, select_device
 from app.engine.network import ZSSRNet
 from app.engine.resize import load_kernel
 from app.engine.warm_start import load_weights
 from app.errors import ConfigError
+
+
+def config_kernel(config: EngineConfig) -> np.ndarray | None:
+    """The blur kernel of `kernel` (None without one); ConfigError when it cannot be read or the scale is not an
+    integer."""
+    if not config.kernel:
+        return None
+    kernel = load_kernel(config.kernel)
+    if not float(config.scale_factor).is_integer():
+        raise ConfigError("kernel", "a blur kernel needs an integer scale_factor")
+    return kernel
 
 
 def preflight(config: EngineConfig) -> str:
@@ -18,10 +31,7 @@ def preflight(config: EngineConfig) -> str:
     service or a worker calls this when it starts, so that none of these reaches a user as a failed job.
     """
     device = select_device(config.device)
-    if config.kernel:
-        load_kernel(config.kernel)
-        if not float(config.scale_factor).is_integer():
-            raise ConfigError("kernel", "a blur kernel needs an integer scale_factor")
+    config_kernel(config)
     if config.warm_start:
         load_weights(ZSSRNet(config), config.warm_start, config.scale_factor)
     return describe(device)

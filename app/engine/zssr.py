@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.engine.checks import config_kernel
 from app.engine.config import EngineConfig
 from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
@@ -20,10 +21,10 @@ from app.engine.infer import enlarge
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
-from app.engine.resize import imresize, load_kernel, output_size
+from app.engine.resize import imresize, output_size
 from app.engine.train import ReconstructionProbe, train
 from app.engine.warm_start import load_weights
-from app.errors import BadImageError, Cancelled, ConfigError
+from app.errors import BadImageError, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     device = select_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    kernel = load_kernel(config.kernel) if config.kernel else None
-    if kernel is not None and not float(config.scale_factor).is_integer():
-        raise ConfigError("kernel", "a blur kernel needs an integer scale_factor")
+    kernel = config_kernel(config)
 
     planes = to_planes(image)
     side = min(planes.colour.shape[-2:])
@@ -128,7 +127,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         raise BadImageError(f"image is {planes.colour.shape[-1]}x{planes.colour.shape[-2]}; "
                             "at least 4 pixels a side are needed")
     current, chroma = _colour_planes(planes, config.in_channels)
-    current = current.to(device)
+    current = lr = current.to(device)
     training_source = current
     if train_image is not None:
         training_source = _colour_planes(to_planes(train_image), config.in_channels)[0].to(device)
@@ -212,8 +211,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         # What was learned does not help this input: bicubic, all the way, rather than a worse image.
         if on_phase is not None:
             on_phase(len(iterations), "enlarging")
-        current = imresize(_colour_planes(planes, config.in_channels)[0].to(device), config.total_scale,
-                           out_size=_output_size(planes, config)).clamp(0, 1)
+        current = imresize(lr, config.total_scale, out_size=_output_size(planes, config)).clamp(0, 1)
     colour = current
     size = tuple(colour.shape[-2:])
     if chroma is not None:

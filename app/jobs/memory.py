@@ -78,10 +78,8 @@ class MemoryBackend(JobBackend):
                 error.retry_after_s = self._retry_after_s()
                 raise error
             cap = self._service.max_jobs_per_client
-            if cap and request.client != "-" and sum(1 for j in self._jobs.values()
-                           if j.request.client == request.client and not j.state.finished) >= cap:
-                error = TooManyJobsError(f"you already have {cap} job{'s' if cap > 1 else ''} queued or running; "
-                                         "try again when one has finished")
+            if cap and request.client != "-" and self._live_jobs_of(request.client) >= cap:
+                error = TooManyJobsError.at(cap)
                 error.retry_after_s = self._retry_after_s()
                 raise error
             job = _Job(id=uuid.uuid4().hex, request=request)
@@ -125,6 +123,10 @@ class MemoryBackend(JobBackend):
             elif job.state in (JobState.DONE, JobState.FAILED):
                 raise JobStateError(f"job {job_id} is already {job.state.value}; there is nothing to cancel")
             return self._status(job)
+
+    def _live_jobs_of(self, client: str) -> int:
+        """Jobs of `client` queued or running; the caller holds the lock."""
+        return sum(1 for job in self._jobs.values() if job.request.client == client and not job.state.finished)
 
     def health(self) -> Health:
         with self._cond:

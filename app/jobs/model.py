@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
@@ -61,7 +61,8 @@ class JobRequest:
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
                    seed=seed, request_id=request_id, jpeg=jpeg, client=client,
-                   output=output or OutputSpec(icc=photo.info.get("icc_profile"), exif=photo.info.get("exif")),
+                   output=replace(output or OutputSpec(), icc=photo.info.get("icc_profile"),
+                                  exif=photo.info.get("exif")),
                    name=name, scale=scale)
 
 

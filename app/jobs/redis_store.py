@@ -323,9 +323,7 @@ class JobStore:
             if answer == "ok":
                 return self.status(job_id)
             if answer == "client":
-                cap = self.service.max_jobs_per_client
-                raise TooManyJobsError(f"you already have {cap} job{'s' if cap > 1 else ''} queued or running; "
-                                       "try again when one has finished")
+                raise TooManyJobsError.at(self.service.max_jobs_per_client)
             if attempt == 0:
                 self.sweep()  # a lost job may be holding a place
         raise QueueFullError(f"the queue is full ({self.service.queue_size} jobs); try again shortly")

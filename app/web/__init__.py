@@ -22,7 +22,7 @@ def create_app(config: Settings | Mapping[str, Any] | str | os.PathLike | None =
     """Build the app. `config`: a Settings, a mapping of flat config overrides, a config file path, or None
     (the repository's config.json). Starts the job backend's workers; stop them with `close_app(app)`."""
     settings = _settings(config)
-    access.load_key_digests(settings.service)  # a bad keys file stops us before any worker starts
+    digests = access.load_key_digests(settings.service)  # a bad keys file stops us before any worker starts
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.request_class = InMemoryRequest
     # Never debug here (FLASK_DEBUG is ignored); main-flask.py turns it on for development only.
@@ -37,7 +37,7 @@ def create_app(config: Settings | Mapping[str, Any] | str | os.PathLike | None =
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     service = settings.service
-    access.install(app, service, service.redis_url if service.job_backend == "redis" else "memory://")
+    access.install(app, service, service.redis_url if service.job_backend == "redis" else "memory://", digests)
     return app
 
 

@@ -20,7 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
@@ -101,14 +101,12 @@ def client_id() -> str:
 
 
 def current_trusted() -> tuple:
-    from flask import current_app
-
     return current_app.extensions["zssr_access"]["trusted"]
 
 
-def install(app: Flask, service: ServiceConfig, storage_uri: str) -> Limiter | None:
-    """Check keys on the API, remember the client, and limit each client's submissions (`rate_limit`)."""
-    digests = load_key_digests(service)
+def install(app: Flask, service: ServiceConfig, storage_uri: str, digests: tuple[str, ...]) -> Limiter | None:
+    """Check keys on the API (`digests`, from load_key_digests), remember the client, and limit each client's
+    submissions (`rate_limit`)."""
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in service.trusted_proxies or ())
     app.extensions["zssr_access"] = {"digests": digests, "trusted": trusted}
     app.secret_key = os.environ.get(SECRET_ENV) or secrets.token_bytes(32)
@@ -153,7 +151,5 @@ def install(app: Flask, service: ServiceConfig, storage_uri: str) -> Limiter | N
 
 def open_page_session(service: ServiceConfig) -> None:
     """Mark this browser's session as the upload page's (keys on, `page_session`): its API calls need no key."""
-    from flask import current_app
-
     if current_app.extensions["zssr_access"]["digests"] and service.page_session:
         session["page"] = True

@@ -132,8 +132,7 @@ def _job_request() -> JobRequest:
         box = choose_crop(photo, crop if crop is not None else service.default_crop,
                           _int_field("x", 0, None), _int_field("y", 0, None), seed)
     _check_output_size(box, scale, service.max_output_pixels)
-    output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY,
-                        icc=photo.info.get("icc_profile"), exif=photo.info.get("exif"))
+    output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY)
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
                                  client_id(), output, _upload_name(upload.filename), scale)
 
