@@ -103,7 +103,7 @@ class ServiceConfig:
 
 
 SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
-PATH_KEYS = ("kernel", "warm_start")  # the engine's files (check_paths)
+PATH_KEYS = ("kernel", "warm_start", "later_warm_start")  # the engine's files (check_paths)
 SERVICE_PATH_KEYS = ("api_keys_file",)
 
 

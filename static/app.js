@@ -246,7 +246,8 @@
       ["Enlarged", `${result.enlarged.what}: ${crop.width} × ${crop.height} px at (${crop.x}, ${crop.y}) → ${result.width} × ${result.height} px (${result.scale}×)`],
       ["Training", `${result.iterations} iterations (${result.iterations_per_step.join(" + ")} over the ${result.iterations_per_step.length} steps)` +
         (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
-      ["Started from", result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)"],
+      ["Started from", (result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)") +
+        (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
       ["Read from the photo", describeDegradation(result.degradation)],
       ["Self-check", describeSelfCheck(result.self_check, result.fallback)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],

@@ -134,3 +134,25 @@ def test_main_hands_the_gauss20_kernel_to_the_engine(data, tmp_path):
     clean = json.loads((out / "bench-x2-fast-scratch.json").read_text())["presets"]["fast-scratch"]["images"][0]
     assert blurred["bicubic_psnr"] < clean["bicubic_psnr"] - 1
     assert "gauss2.0 LR" in (out / "bench-x2-gauss2.0-fast-scratch.md").read_text()
+
+
+def test_kernel_estimated_gives_the_engine_no_kernel_and_reports_its_estimate(data, tmp_path):
+    out = tmp_path / "results"
+    code = bench.main(["--data", str(data), "--scale", "2", "--degradation", "gauss2.0", "--kernel", "estimated",
+                       "--preset", "fast-scratch", "--out", str(out), "--images", "beta", "--set", *TINY])
+    assert code == 0
+    report = json.loads((out / "bench-x2-gauss2.0-estimated-fast-scratch.json").read_text())
+    assert report["kernel"] == "estimated"
+    config = report["presets"]["fast-scratch"]["config"]
+    assert config["kernel"] is None and config["estimate_kernel"] is True
+    assert config["estimated_kernel_alignment"] == "direct"
+    [row] = report["presets"]["fast-scratch"]["images"]
+    assert row["kernel"]["kind"] in ("gaussian", "bicubic")
+    assert "kernel estimated from the LR" in (out / "bench-x2-gauss2.0-estimated-fast-scratch.md").read_text()
+
+
+def test_kernel_estimated_needs_a_blur_degradation(data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        bench.main(["--data", str(data), "--kernel", "estimated", "--out", str(tmp_path)])
+    assert excinfo.value.code == 2
+    assert "--kernel estimated needs a blur degradation" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from app.engine.resize import imresize
 from app.jobs import Box
 
 TINY = ["model_depth=2", "model_width=8", "num_epochs=3", "crop_size=16", "min_iters=0", "eval_every=1",
-        "lr_decay_step=2", "lr_decay_range=4", "warm_start=null", "device=cpu", "num_threads=1",
+        "lr_decay_step=2", "lr_decay_range=4", "warm_start=null", "later_warm_start=null", "device=cpu", "num_threads=1",
         "job_time_budget_s=5", "self_check_fallback=false"]
 
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--scale_factor", "2", "--scale_times", "1", "--model_depth", "2", "--model_width", "8",
         "--num_epochs", "4", "--crop_size", "16", "--min_iters", "0", "--eval_every", "2", "--lr_decay_step", "2",
         "--self_ensemble", "false", "--back_projection_iters", "1", "--num_threads", "1", "--device", "cpu",
-        "--time_budget_s", "null", "--warm_start", "null"]
+        "--time_budget_s", "null", "--warm_start", "null", "--later_warm_start", "null"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

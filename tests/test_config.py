@@ -326,7 +326,7 @@ RANGES = {
 }
 CHOICES = {
     EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9),
-                   "kernel_alignment": ("direct", "centred")},
+                   "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred")},
     ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},
 }
 

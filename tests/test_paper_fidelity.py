@@ -9,8 +9,10 @@ import pytest
 import torch
 from scipy import ndimage
 
+import app.engine.degradation as degradation_module
 import app.engine.zssr as zssr
 from app.engine import super_resolve
+from app.engine.degradation import KernelEstimate, son_kernel
 from app.engine.dihedral import ALL, kernel_symmetries, reversed_axes
 from app.engine.infer import self_ensemble
 from app.engine.network import ZSSRNet
@@ -145,6 +147,36 @@ def test_the_kernel_mode_augmentation_switch(tiny_config, rgb_image, tmp_path, m
         seen.clear()
         super_resolve(rgb_image, base.replace(**changes))
         assert seen == {"augment": {transforms}, "ensemble": {(transforms, shift)}}, changes
+
+
+@pytest.mark.parametrize("alignment, shift", [("centred", 0), ("direct", 1)])
+def test_an_estimated_kernel_lines_up_as_estimated_kernel_alignment_says(tiny_config, rgb_image, monkeypatch,
+                                                                         alignment, shift):
+    """The kernel-unknown benchmark samples LR pixels directly (MZSR's protocol); a camera centres them. The
+    estimate (a Gaussian, here forced to sigma 1.0) must make sons and move ensemble outputs on that grid."""
+    monkeypatch.setattr(degradation_module, "estimate_kernel",
+                        lambda image, *args, **kwargs: KernelEstimate(1.0, 1.0, 1.0))
+    made, seen = [], set()
+    real_make, real_enlarge = zssr.make_downscale, zssr.enlarge
+
+    def make_downscale(factor, kernel=None, alignment="direct"):
+        made.append((kernel, alignment))
+        return real_make(factor, kernel, alignment)
+
+    def enlarge(*args, **kwargs):
+        seen.add((tuple(kwargs["transforms"]), kwargs["grid_shift"]))
+        return real_enlarge(*args, **kwargs)
+
+    monkeypatch.setattr(zssr, "make_downscale", make_downscale)
+    monkeypatch.setattr(zssr, "enlarge", enlarge)
+    config = tiny_config.replace(self_ensemble=True, num_epochs=2, estimate_kernel=True,
+                                 estimated_kernel_alignment=alignment)
+    result = super_resolve(rgb_image, config)
+    assert result.degradation["kernel"] == {"kind": "gaussian", "sigma": 1.0, "size": 9}
+    [(kernel, used)] = made
+    np.testing.assert_allclose(kernel, son_kernel(1.0))
+    assert used == alignment
+    assert seen == {(tuple(range(8)), shift)}
 
 
 def test_a_flipped_direct_image_is_the_direct_image_of_the_flip_moved_by_s_minus_1():

@@ -75,6 +75,9 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
         "unreadable weights": ("warm_start", tiny.replace(warm_start=str(tmp_path / "junk.pt"))),
         "another network": ("warm_start", tiny.replace(warm_start=str(weights), model_width=16)),
         "another scale": ("warm_start", tiny.replace(warm_start=str(weights), scale_factor=3.0)),
+        "missing later weights": ("later_warm_start", tiny.replace(later_warm_start=str(tmp_path / "none.pt"))),
+        "later weights of another network": ("later_warm_start",
+                                             tiny.replace(later_warm_start=str(weights), model_width=16)),
         "missing kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "none.npy"))),
         "unreadable kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "bad.npy"))),
         "kernel at x1.5": ("kernel", tiny.replace(kernel=str(tmp_path / "k.npy"), scale_factor=1.5)),
@@ -82,7 +85,8 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
     }
 
 
-CASES = ["missing weights", "unreadable weights", "another network", "another scale", "missing kernel",
+CASES = ["missing weights", "unreadable weights", "another network", "another scale", "missing later weights",
+         "later weights of another network", "missing kernel",
          "unreadable kernel", "kernel at x1.5", "no such device"]
 
 

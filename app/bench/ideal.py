@@ -6,10 +6,13 @@ noise and no compression:
 - `gauss2.0`: MZSR's non-ideal case (Soh et al. 2020, their `Input/g20` sets): an isotropic Gaussian of
   covariance 2.0 I on a 15 x 15 grid, correlated as given with a mirrored border, pixels 0, s, 2s, ... kept and
   stored as 8-bit. The kernel is handed to the engine (`kernel`, `kernel_alignment` direct), as in their
-  "kernel given" rows; bicubic on Set5 x2 reads 28.74 here (28.73 on their released inputs).
+  "kernel given" rows; bicubic on Set5 x2 reads 28.74 here (28.73 on their released inputs). With
+  `--kernel estimated` the engine is not given it: it estimates a Gaussian from the LR image itself
+  (`estimate_kernel`, lined up directly as the protocol samples), the paper's "kernel unknown" case.
 
     python -m app.bench --data ../shared/data/Set5 --scale 2 --preset paper fast
     python -m app.bench --data ../shared/data/Set5 --scale 2 --degradation gauss2.0 --preset paper fast
+    python -m app.bench --data ../shared/data/Set5 --scale 2 --degradation gauss2.0 --kernel estimated
 """
 
 from __future__ import annotations
@@ -59,11 +62,17 @@ def make_pair(path: Path, scale: int, degradation: str = "bicubic") -> tuple[np.
     return hr, Image.fromarray(to_uint8(lr))
 
 
-def kernel_settings(degradation: str, scale: int, out: Path) -> dict:
-    """The engine keys that hand the degradation's kernel to ZSSR ("kernel given"), its file written under `out`."""
+KERNEL_SOURCES = ("given", "estimated")
+
+
+def kernel_settings(degradation: str, scale: int, out: Path, source: str = "given") -> dict:
+    """The engine keys that hand the degradation's kernel to ZSSR ("kernel given"), its file written under `out`,
+    or that have ZSSR estimate it from the LR image on the protocol's direct grid ("estimated")."""
     kernel = DEGRADATIONS[degradation]
     if kernel is None:
         return {}
+    if source == "estimated":
+        return {"estimate_kernel": True, "estimated_kernel_alignment": "direct"}
     path = out / "kernels" / f"{degradation}.npy"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, kernel)
@@ -87,6 +96,7 @@ def run_image(path: Path, scale: int, config: EngineConfig, degradation: str = "
         "psnr": zssr["psnr"], "ssim": zssr["ssim"], "bicubic_psnr": base["psnr"], "bicubic_ssim": base["ssim"],
         "seconds": result.seconds, "iterations": result.iterations,
         "iterations_per_step": list(result.iterations_per_step), "device": result.device,
+        "kernel": (result.degradation or {}).get("kernel"),
         "train_gflops": result.train_gflop / max(result.train_seconds, 1e-9),
         "infer_gflops": result.infer_gflop / max(result.infer_seconds, 1e-9),
     }
@@ -106,19 +116,24 @@ def summarize(rows: list[dict]) -> dict:
 
 def markdown(report: dict) -> str:
     lines = [f"# ZSSR benchmark: x{report['scale']} on {', '.join(report['data'])}, "
-             f"{report.get('degradation', 'bicubic')} LR", "",
+             f"{report.get('degradation', 'bicubic')} LR"
+             + (", kernel estimated from the LR" if report.get("kernel") == "estimated" else ""), "",
              f"Device: {report['device']}. Torch {report['torch']}. Started {report['started']}.", ""]
     header = ["image", "size", "ZSSR PSNR", "ZSSR SSIM", "bicubic PSNR", "bicubic SSIM", "seconds", "iterations",
               "train GFLOP/s", "infer GFLOP/s"]
+    estimated = report.get("kernel") == "estimated"
+    if estimated:
+        header.append("estimated kernel")
     for name, section in report["presets"].items():
         rows = [[r["image"], r["size"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['bicubic_psnr']:.2f}",
                  f"{r['bicubic_ssim']:.4f}", f"{r['seconds']:.1f}", "+".join(map(str, r["iterations_per_step"])),
-                 f"{r['train_gflops']:.0f}", f"{r['infer_gflops']:.0f}"] for r in section["images"]]
+                 f"{r['train_gflops']:.0f}", f"{r['infer_gflops']:.0f}"]
+                + ([_kernel_name(r.get("kernel"))] if estimated else []) for r in section["images"]]
         s = section["summary"]
         rows.append(["**mean / median**", "", f"**{s['psnr']:.2f}**", f"**{s['ssim']:.4f}**",
                      f"{s['bicubic_psnr']:.2f}", f"{s['bicubic_ssim']:.4f}",
                      f"**{s['median_seconds']:.1f}** (median)", f"{s['median_iterations']:.0f} (median)",
-                     f"{s['train_gflops']:.0f}", f"{s['infer_gflops']:.0f}"])
+                     f"{s['train_gflops']:.0f}", f"{s['infer_gflops']:.0f}"] + ([""] if estimated else []))
         lines += [f"## Preset `{name}`", "", *table(header, rows), ""]
     names = list(report["presets"])
     if len(names) > 1:
@@ -133,12 +148,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _kernel_name(kernel: dict | None) -> str:
+    """An estimated kernel as a table cell: "gaussian sigma 1.40" or "bicubic"."""
+    if not kernel:
+        return "-"
+    return f"gaussian sigma {kernel['sigma']:.2f}" if kernel["kind"] == "gaussian" else kernel["kind"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", required=True, help="folders of HR PNG images")
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--degradation", default="bicubic", choices=sorted(DEGRADATIONS),
                         help="how the LR image is made (gauss2.0: MZSR's protocol, kernel given to ZSSR)")
+    parser.add_argument("--kernel", default="given", choices=KERNEL_SOURCES,
+                        help="with a blur degradation: hand ZSSR the kernel, or have it estimate one from the LR")
     parser.add_argument("--preset", nargs="+", default=["fast"], choices=sorted(PRESETS))
     parser.add_argument("--images", nargs="*", help="only these image names (file stems)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="engine config overrides")
@@ -147,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     out = Path(args.out)
-    overrides = {**kernel_settings(args.degradation, args.scale, out), **parse_overrides(args.set, parser)}
+    if args.kernel == "estimated" and DEGRADATIONS[args.degradation] is None:
+        parser.error("--kernel estimated needs a blur degradation (e.g. --degradation gauss2.0)")
+    overrides = {**kernel_settings(args.degradation, args.scale, out, args.kernel),
+                 **parse_overrides(args.set, parser)}
     scale_factor, scale_times = gradual_steps(args.scale)
     try:
         configs = {name: preset_config(name, scale_factor=scale_factor, scale_times=scale_times, **overrides)
@@ -159,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for p in paths if p.stem in set(args.images)]
     if not paths:
         parser.error("no images found")
-    report = {"scale": args.scale, "degradation": args.degradation, "data": args.data, "torch": torch.__version__,
+    report = {"scale": args.scale, "degradation": args.degradation, "kernel": args.kernel, "data": args.data, "torch": torch.__version__,
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "presets": {}, "device": None}
     suffix = "" if args.degradation == "bicubic" else f"-{args.degradation}"
+    suffix += "-estimated" if args.kernel == "estimated" else ""
     stem = f"bench-x{args.scale}{suffix}-{'-'.join(args.preset)}"
     for name, config in configs.items():
         rows = []

@@ -52,7 +52,7 @@ METHODS: dict[str, dict[str, Any]] = {
     # Training off: the warm start alone. A budget already spent when the first step starts trains nothing
     # (0.05 s would still let the first gradual step take an Adam step, which moves every weight by the rate).
     "off": {"job_time_budget_s": 1e-6},
-    "zero-shot": {"warm_start": None, "lr": 1e-3},  # no warm start, the same budget
+    "zero-shot": {"warm_start": None, "later_warm_start": None, "lr": 1e-3},  # no warm start, the same budget
 }
 DEFAULT_METHODS = ["job", "off", "zero-shot"]
 

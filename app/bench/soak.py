@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # layer, not the engine.
 TINY_ENGINE = {"model_depth": 2, "model_width": 8, "num_epochs": 20, "min_iters": 0, "crop_size": 16,
                "self_ensemble": False, "back_projection_iters": 0, "num_threads": 1, "seed": 0, "device": "cpu",
-               "warm_start": None, "job_time_budget_s": 5.0}
+               "warm_start": None, "later_warm_start": None, "job_time_budget_s": 5.0}
 
 
 def free_port() -> int:

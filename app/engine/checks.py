@@ -27,11 +27,12 @@ def preflight(config: EngineConfig) -> str:
     """Raise ConfigError naming the key when a job with `config` could not run; else the device, by name.
 
     What a job would find out only when it runs: a device that is not there, a kernel file that cannot be read
-    or a scale it cannot serve, a warm start that cannot be read or does not fit the network or the scale. A
+    or a scale it cannot serve, a warm start (either) that cannot be read or does not fit the network or the scale. A
     service or a worker calls this when it starts, so that none of these reaches a user as a failed job.
     """
     device = select_device(config.device)
     config_kernel(config)
-    if config.warm_start:
-        load_weights(ZSSRNet(config), config.warm_start, config.scale_factor)
+    for key in ("warm_start", "later_warm_start"):
+        if getattr(config, key):
+            load_weights(ZSSRNet(config), getattr(config, key), config.scale_factor, key)
     return describe(device)

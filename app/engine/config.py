@@ -116,6 +116,10 @@ class EngineConfig:
                                          "noise_std (real photos)")
     estimate_kernel: bool = option(False, "LR sons are made with the blur kernel estimated from the input (a "
                                           "Gaussian or bicubic; integer scale_factor, no kernel file)")
+    estimated_kernel_alignment: str = option("centred", "how an estimated kernel lines LR pixels up with HR "
+                                                        "pixels: centred (a camera's pixels, MATLAB bicubic) or "
+                                                        "direct (test sets sampled at 0, s, 2s, ...: MZSR's)",
+                                             choices=("direct", "centred"))
     sons_jpeg: bool = option(False, "compress each LR son with the input's own JPEG quantization tables and "
                                     "chroma subsampling, when the input is a JPEG (real photos)")
     kernel: str | None = option(None, "optional path to a blur kernel (.npy or .mat) used to make LR sons")
@@ -143,6 +147,10 @@ class EngineConfig:
     compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
     mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")
     warm_start: str | None = option(None, "optional path to initial network weights (.pt); null: from scratch")
+    later_warm_start: str | None = option(None, "weights that gradual steps after the first start again from "
+                                                "(.pt); null: each step goes on from the previous one. Photos: "
+                                                "clean-bicubic weights, because a later step's input is the "
+                                                "network's own clean output, not the blurred, compressed photo")
 
     def __post_init__(self) -> None:
         validate(self)

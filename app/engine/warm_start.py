@@ -24,37 +24,39 @@ def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: di
     torch.save({"arch": arch, "state_dict": state, "recipe": recipe}, path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, key: str = "warm_start") -> dict:
+    """The weights file at `path`; ConfigError naming the config `key` that gave it when it is not one."""
     try:
         # TorchVersion (a str subclass) is allowed so that recipes that recorded torch.__version__ load.
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's unpickler raises many types for a damaged file (KeyError for some)
-        raise ConfigError("warm_start", f"cannot read weights from {path}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(key, f"cannot read weights from {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "arch" not in checkpoint:
-        raise ConfigError("warm_start", f"{path} is not a weights file written by this project")
+        raise ConfigError(key, f"{path} is not a weights file written by this project")
     return checkpoint
 
 
-def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | None = None) -> dict:
+def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | None = None,
+                 key: str = "warm_start") -> dict:
     """Load weights into `net` (whose config must match the file's architecture); returns the checkpoint.
 
     With `scale_factor`, a file whose recipe records another scale is refused: x2 weights start an x3 step
-    with detail of the wrong size, and nothing else would say so.
+    with detail of the wrong size, and nothing else would say so. Errors name the config `key` that gave `path`.
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, key)
     arch = checkpoint["arch"]
     trained = (checkpoint.get("recipe") or {}).get("scale_factor")
     if scale_factor is not None and trained is not None and float(trained) != float(scale_factor):
-        raise ConfigError("warm_start", f"{path} was trained for x{float(trained):g} steps, but scale_factor is "
-                                        f"{float(scale_factor):g}; use weights trained at x{float(scale_factor):g} "
-                                        "or set warm_start to null")
-    for key in ARCH_KEYS:
-        wanted = getattr(net, "config_" + key, None)
-        if wanted is not None and arch.get(key) != wanted:
-            raise ConfigError("warm_start", f"{path} was trained with {key}={arch.get(key)}, config has {wanted}")
+        raise ConfigError(key, f"{path} was trained for x{float(trained):g} steps, but scale_factor is "
+                               f"{float(scale_factor):g}; use weights trained at x{float(scale_factor):g} "
+                               f"or set {key} to null")
+    for arch_key in ARCH_KEYS:
+        wanted = getattr(net, "config_" + arch_key, None)
+        if wanted is not None and arch.get(arch_key) != wanted:
+            raise ConfigError(key, f"{path} was trained with {arch_key}={arch.get(arch_key)}, config has {wanted}")
     try:
         net.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:
-        raise ConfigError("warm_start", f"{path} does not fit this network ({arch}): {exc}") from exc
+        raise ConfigError(key, f"{path} does not fit this network ({arch}): {exc}") from exc
     return checkpoint

@@ -137,17 +137,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     degradation = SonDegradation.plan(config, training_source, jpeg)
-    # A kernel file lines up as `kernel_alignment` says, and may be asymmetric: only the rotations and flips that
-    # leave it unchanged keep a training pair (or the test image) true to it, unless `kernel_augment` says
-    # otherwise; with direct alignment the ensemble moves each flipped output back onto the sampling grid. An
-    # estimated kernel is an isotropic Gaussian centred on each block, as a camera's pixel.
-    alignment, transforms, grid_shift = config.kernel_alignment, ALL, 0
-    if kernel is not None:
-        transforms = ALL if config.kernel_augment else kernel_symmetries(kernel)
-        if alignment == "direct":
-            grid_shift = int(round(config.scale_factor)) - 1
-    if degradation.kernel is not None:
-        kernel, alignment, transforms, grid_shift = degradation.kernel.kernel(), "centred", ALL, 0
+    kernel, alignment, transforms, grid_shift = son_geometry(config, kernel, degradation)
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
     sources = [training_source]
@@ -168,6 +158,13 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             else:
                 # What is left of the budget, split evenly over the steps still to come.
                 deadline = time.monotonic() + left / (config.scale_times - step + 1)
+        if step == 2:
+            # A later step's input is the previous step's output: clean, never JPEG-compressed. Its sons are
+            # not compressed either, and `later_warm_start` (when set) fits such inputs better than the weights
+            # that learned the photo's own degradation.
+            compress = None
+            if config.later_warm_start:
+                load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
         pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor))
         probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
                                                config.scale_factor, downscale, compress=compress)
@@ -228,6 +225,25 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                     train_seconds, 3 * net.flops_per_pixel * train_pixels / 1e9, infer_seconds,
                     net.flops_per_pixel * infer_pixels / 1e9, degradation.describe(),
                     check.describe() if check is not None else None, fallback)
+
+
+def son_geometry(config: EngineConfig, kernel: np.ndarray | None,
+                 degradation: SonDegradation) -> tuple[np.ndarray | None, str, tuple[int, ...], int]:
+    """How this run makes sons and ensembles: (kernel, alignment, dihedral transforms, ensemble grid shift).
+
+    A kernel file lines up as `kernel_alignment` says, and may be asymmetric: only the rotations and flips that
+    leave it unchanged keep a training pair (or the test image) true to it, unless `kernel_augment` says
+    otherwise. An estimated kernel is an isotropic Gaussian (all 8 keep it) lined up as
+    `estimated_kernel_alignment` says: centred on each block, as a camera's pixel, or sampled directly, as a test
+    set's. With direct alignment the ensemble moves each flipped output back onto the sampling grid (s - 1).
+    """
+    alignment, transforms = config.kernel_alignment, ALL
+    if kernel is not None:
+        transforms = ALL if config.kernel_augment else kernel_symmetries(kernel)
+    if degradation.kernel is not None:
+        kernel, alignment = degradation.kernel.kernel(), config.estimated_kernel_alignment
+    grid_shift = int(round(config.scale_factor)) - 1 if kernel is not None and alignment == "direct" else 0
+    return kernel, alignment, transforms, grid_shift
 
 
 def _output_size(planes: Planes, config: EngineConfig) -> tuple[int, int]:

@@ -109,6 +109,7 @@ class JobResult:
     device: str
     budget_exhausted: bool
     weights: str | None = None  # the warm-start file the network started from (its name); None: from scratch
+    later_weights: str | None = None  # the file the gradual steps after the first started again from, if any
     degradation: dict | None = None  # what the LR sons went through: noise (estimated or set), the photo's JPEG
     self_check: dict | None = None  # {zssr_db, bicubic_db}: the network against bicubic on the photo's own details
     fallback: bool = False  # the self-check found no gain: the image is bicubic's

@@ -37,6 +37,8 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          iterations_per_step=tuple(result.iterations_per_step), device=result.device,
                          budget_exhausted=result.budget_exhausted,
                          weights=Path(config.warm_start).name if config.warm_start else None,
+                         later_weights=(Path(config.later_warm_start).name
+                                        if config.later_warm_start and config.scale_times > 1 else None),
                          degradation=result.degradation, self_check=result.self_check,
                          fallback=result.fallback, format=request.output.format, name=request.name),
         sr_png=encode(result.image.convert("RGB"), request.output),

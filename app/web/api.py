@@ -250,6 +250,7 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
                                                     result.crop.height) == (0, 0, *result.photo_size) else "the crop",
                      "width": result.crop.width, "height": result.crop.height},
         "weights": result.weights,
+        "later_weights": result.later_weights,
         "degradation": result.degradation,
         "self_check": result.self_check,
         "fallback": result.fallback,

@@ -79,6 +79,10 @@ def _result_properties() -> dict[str, Schema]:
         "enlarged": _size("the region that was enlarged", "the crop", "the whole photo"),
         "weights": {"type": ["string", "null"], "description": "the warm-start file the network started from; "
                                                               "null: from scratch"},
+        "later_weights": {"type": ["string", "null"], "description": "the file the gradual steps after the first "
+                                                                    "started again from (their input is the "
+                                                                    "network's own clean output); null: each step "
+                                                                    "went on from the previous one"},
         "degradation": _nullable(_ref("Degradation")),
         "self_check": _nullable(_ref("SelfCheck"), "measured after the first gradual step's training; null when "
                                                    "training stopped before it"),

@@ -27,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 TINY: dict[str, Any] = {
     "model_depth": 2, "model_width": 8, "num_epochs": 5, "min_iters": 0, "crop_size": 16,
     "self_ensemble": False, "back_projection_iters": 1, "num_threads": 1, "seed": 0, "device": "cpu",
-    "warm_start": None, "estimate_noise": True, "sons_jpeg": True,  # config.json's real-photo sons
+    "warm_start": None, "later_warm_start": None, "estimate_noise": True, "sons_jpeg": True,  # config.json's real-photo sons
     "job_time_budget_s": 30.0, "max_MB": 10.0, "max_pixels": 40_000_000, "min_side": 16,
     "crop_sizes": [48, 64, 96, 128], "default_crop": 64, "train_max_side": 512, "wait_s": 30.0,
     "queue_size": 8, "workers_per_device": 1, "result_ttl_s": 600.0, "max_results": 64, "base64": True,
