@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -33,8 +34,16 @@ def test_metrics_count_jobs_refusals_and_show_the_live_queue(make_app):
     assert upload(client, data=jpeg_bytes(120, 90), crop=48).status_code == 200
     assert client.get("/api/jobs/nope").status_code == 404
     assert upload(client, data=b"GIF89a not a jpeg").status_code == 415
-    after = scrape(client)
-    assert value(after, "zssr_jobs_total", outcome="done") == value(before, "zssr_jobs_total", outcome="done") + 1
+    # A job's metrics are recorded just after its outcome is stored (only an outcome that was stored counts), so
+    # a scrape right after the answer may be a moment early: wait for it a little, as a scraper would.
+    deadline = time.monotonic() + 10
+    while True:
+        after = scrape(client)
+        done = value(after, "zssr_jobs_total", outcome="done")
+        if done > value(before, "zssr_jobs_total", outcome="done") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert done == value(before, "zssr_jobs_total", outcome="done") + 1
     for histogram in ("zssr_job_seconds", "zssr_queue_wait_seconds", "zssr_job_iterations_per_second"):
         assert value(after, histogram + "_count") == value(before, histogram + "_count") + 1, histogram
     assert value(after, "zssr_job_iterations_per_second_sum") > value(before, "zssr_job_iterations_per_second_sum")
