@@ -32,7 +32,8 @@ def preflight(config: EngineConfig) -> str:
     """
     device = select_device(config.device)
     config_kernel(config)
+    net = ZSSRNet(config)
     for key in ("warm_start", "later_warm_start"):
-        if getattr(config, key):
-            load_weights(ZSSRNet(config), getattr(config, key), config.scale_factor, key)
+        if path := getattr(config, key):
+            load_weights(net, path, config.scale_factor, key)
     return describe(device)
