@@ -105,6 +105,11 @@ class EngineConfig:
     min_iters: int = option(256, "no decay or stop within this many iterations of the last decay", lo=0, hi=1000000)
     crop_size: int = option(128, "side of the random training crop (whole father when smaller)", lo=8, hi=4096)
     batch_size: int = option(1, "crops per training step", lo=1, hi=256)
+    father_augment: str = option("dihedral", "how training crops are varied: dihedral (the fathers at six fixed "
+                                             "scales 1.0-0.5, each crop under one of the 8 rotations and flips) "
+                                             "or warp (the authors' code: a random scale in [0.5, 1], shear and "
+                                             "angle on half the crops, rotations and flips on most others)",
+                                 choices=("dihedral", "warp"))
     patch_size: int = option(512, "inference tile side; larger inputs are tiled with overlap", lo=32, hi=16384)
     scale_factor: float = option(2.0, "enlargement of one gradual step", lo=1.0, hi=8.0, lo_open=True)
     scale_times: int = option(1, "number of gradual steps (total scale = scale_factor ** scale_times)", lo=1, hi=6)

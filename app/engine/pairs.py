@@ -17,6 +17,13 @@ from app.engine.resize import imresize, kernel_downscale, output_size
 # versions" of the test image); each is sampled with probability proportional to its area.
 FATHER_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
+# `father_augment: warp`, the authors' augmentation (assafshocher/ZSSR, configs.py): a crop is left as it is 5 % of
+# the time, rotated or flipped (no interpolation) 45 %, and otherwise warped by a random affine map: a scale drawn
+# in [0.5, 1] (it replaces the fixed father scales above), the two axes' scales apart by a normal of std 0.25,
+# a shear of std 0.1 on each axis, any angle; sampled bicubically from the father at its own size.
+WARP_LEAVE, WARP_DIHEDRAL = 0.05, 0.45
+WARP_MIN_SCALE, WARP_ASPECT_SIGMA, WARP_SHEAR_SIGMA = 0.5, 0.25, 0.1
+
 # (hr, out_size or None) -> lr; `out_size` pins the LR size where rounding up twice would drift (x1.5 of 7 rows).
 Downscale = Callable[..., torch.Tensor]
 
@@ -75,18 +82,22 @@ class FatherPool:
     fathers: list[torch.Tensor]
     probabilities: np.ndarray
 
+    warp: bool = False  # the authors' augmentation (see WARP_LEAVE); the pool then holds the sources alone
+
     @classmethod
-    def build(cls, sources: list[torch.Tensor], scale_factor: float, min_side: int) -> "FatherPool":
-        """Each source and its downscaled copies whose sides stay at least `min_side`."""
+    def build(cls, sources: list[torch.Tensor], scale_factor: float, min_side: int,
+              warp: bool = False) -> "FatherPool":
+        """Each source and its downscaled copies whose sides stay at least `min_side` (with `warp`, the sources
+        alone: each warp draws its own scale)."""
         fathers = []
         for source in sources:
-            for s in FATHER_SCALES:
+            for s in (1.0,) if warp else FATHER_SCALES:
                 h, w = output_size(tuple(source.shape[-2:]), s) if s != 1 else source.shape[-2:]
                 if s != 1 and min(h, w) < min_side:
                     break
                 fathers.append(source if s == 1 else imresize(source, s).clamp_(0, 1))
         areas = np.array([f.shape[-2] * f.shape[-1] for f in fathers], dtype=np.float64)
-        return cls(fathers, areas / areas.sum())
+        return cls(fathers, areas / areas.sum(), warp)
 
     def sample(self, rng: np.random.Generator, crop_size: int, batch_size: int, multiple: int,
                augment: Sequence[int] | bool = True) -> torch.Tensor:
@@ -99,14 +110,99 @@ class FatherPool:
         h, w = max(multiple, h - h % multiple), max(multiple, w - w % multiple)
         # Square crops keep every dihedral transform's output the same shape, so a batch stacks.
         side = min(h, w)
+        # Warps only where every rotation and flip is allowed: a warp turns a crop by any angle.
+        warps: list[np.ndarray | None] = [None] * batch_size
+        if self.warp and allowed == ALL:
+            warps = [random_warp(rng) if rng.random() >= WARP_LEAVE + WARP_DIHEDRAL else None for _ in chosen]
+            fits = [warp_fit(m, self.fathers[i].shape[-2:]) for m, i in zip(warps, chosen) if m is not None]
+            if fits:
+                # A warp that shrinks needs more of its father than the crop; the batch's side is cut to what
+                # the warps fit, and one that would cut it below half the side is not warped.
+                floor = side // 2
+                fitting = [f for f in fits if f >= floor]
+                side = max(multiple, min([side, *fitting]) // multiple * multiple)
+                warps = [m if m is not None and warp_fit(m, self.fathers[i].shape[-2:]) >= side else None
+                         for m, i in zip(warps, chosen)]
         crops = []
-        for i in chosen:
+        for i, matrix in zip(chosen, warps):
             father = self.fathers[i]
-            transform, _ = DIHEDRAL[allowed[rng.integers(len(allowed))]] if len(allowed) > 1 else DIHEDRAL[allowed[0]]
+            if matrix is not None:
+                crops.append(warped_crop(father, matrix, side, rng))
+                continue
+            if self.warp and rng.random() < WARP_LEAVE / (WARP_LEAVE + WARP_DIHEDRAL):
+                transform = DIHEDRAL[0][0]  # left as it is
+            else:
+                transform, _ = DIHEDRAL[allowed[rng.integers(len(allowed))]] if len(allowed) > 1 else DIHEDRAL[allowed[0]]
             y = rng.integers(father.shape[-2] - side + 1)
             x = rng.integers(father.shape[-1] - side + 1)
             crops.append(transform(father[..., y:y + side, x:x + side]))
         return torch.cat(crops)
+
+
+def random_warp(rng: np.random.Generator) -> np.ndarray:
+    """A random affine map (2 x 2, acting on (y, x) offsets) from a crop's pixels to its father's: the inverse of
+    a scale in [WARP_MIN_SCALE, 1] with the axes apart by N(0, WARP_ASPECT_SIGMA), a shear of N(0,
+    WARP_SHEAR_SIGMA) on each axis and a rotation by any angle. Neither axis's scale exceeds 1 (the authors' may):
+    an enlarged father is blurrier than any real image of the scene and would teach the network to blur."""
+    scale = rng.uniform(WARP_MIN_SCALE, 1.0)
+    apart = rng.normal(0.0, WARP_ASPECT_SIGMA)
+    sy, sx = (min(1.0, max(WARP_MIN_SCALE / 2, scale * (1 + d))) for d in (apart / 2, -apart / 2))
+    shear = np.array([[1.0, rng.normal(0.0, WARP_SHEAR_SIGMA)], [rng.normal(0.0, WARP_SHEAR_SIGMA), 1.0]])
+    angle = rng.uniform(0.0, 2 * math.pi)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    forward = rotation @ shear @ np.diag([sy, sx])  # father offsets -> crop offsets
+    return np.linalg.inv(forward)
+
+
+def warp_fit(matrix: np.ndarray, size: tuple[int, int]) -> int:
+    """The largest crop side whose warp by `matrix` keeps every sample inside a father of `size` (H, W) with a
+    pixel to spare on each side (the cubic's neighbourhood)."""
+    # A crop of side n spans offsets +-(n - 1) / 2 about its centre; its father footprint spans that times the
+    # row sums of |matrix| along each axis.
+    reach = np.abs(matrix).sum(axis=1)
+    limits = [(length - 3) / r + 1 for length, r in zip(size, reach)]
+    return max(0, int(math.floor(min(limits))))
+
+
+def warped_crop(father: torch.Tensor, matrix: np.ndarray, side: int, rng: np.random.Generator) -> torch.Tensor:
+    """A `side`-square crop of `father` ((N, C, H, W)) under the affine map `matrix` (crop offsets -> father
+    offsets) about a random centre where the whole crop stays inside the father (see warp_fit); sampled with the
+    MATLAB/Keys cubic (a = -0.5, which reproduces ramps exactly, unlike grid_sample's -0.75), clipped to [0, 1]."""
+    h, w = father.shape[-2:]
+    half = (side - 1) / 2
+    reach = np.abs(matrix).sum(axis=1) * half
+    cy = rng.uniform(1 + reach[0], max(1 + reach[0], h - 2 - reach[0]))
+    cx = rng.uniform(1 + reach[1], max(1 + reach[1], w - 2 - reach[1]))
+    offsets = torch.arange(side, dtype=torch.float64) - half
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    m = torch.from_numpy(matrix)
+    py = (cy + m[0, 0] * oy + m[0, 1] * ox).flatten()
+    px = (cx + m[1, 0] * oy + m[1, 1] * ox).flatten()
+    return cubic_sample(father, py, px).reshape(*father.shape[:2], side, side).clamp_(0, 1)
+
+
+def _keys(t: torch.Tensor) -> torch.Tensor:
+    """The Keys cubic convolution kernel with a = -0.5 (MATLAB's imresize)."""
+    t = t.abs()
+    return torch.where(t <= 1, 1.5 * t ** 3 - 2.5 * t ** 2 + 1,
+                       torch.where(t < 2, -0.5 * t ** 3 + 2.5 * t ** 2 - 4 * t + 2, torch.zeros_like(t)))
+
+
+def cubic_sample(image: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """`image` ((N, C, H, W)) at the points (py, px) (1-D, float64, in pixels): (N, C, len(py)); indices beyond
+    the border repeat the edge pixel."""
+    h, w = image.shape[-2:]
+    y0, x0 = py.floor(), px.floor()
+    flat = image.flatten(-2)
+    out = torch.zeros(*image.shape[:2], len(py), dtype=image.dtype, device=image.device)
+    for i in range(-1, 3):
+        wy = _keys(py - (y0 + i)).to(image.dtype)
+        rows = (y0 + i).clamp(0, h - 1).long() * w
+        for j in range(-1, 3):
+            weight = (wy * _keys(px - (x0 + j)).to(image.dtype)).to(image.device)
+            index = (rows + (x0 + j).clamp(0, w - 1).long()).to(image.device)
+            out += flat[..., index] * weight
+    return out
 
 
 def min_father_side(scale_factor: float) -> int:

@@ -165,7 +165,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             compress = None
             if config.later_warm_start:
                 load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
-        pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor))
+        pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor),
+                                warp=config.father_augment == "warp")
         probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
                                                config.scale_factor, downscale, compress=compress)
 
