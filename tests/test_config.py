@@ -309,7 +309,7 @@ RANGES = {
         "lr_stop": (0.0, 1.0, False), "lr_decay": (0.0, 1.0, True), "lr_decay_ratio": (0.0, 1e6, True),
         "lr_decay_range": (2, 100000, False), "lr_decay_step": (1, 100000, False), "eval_every": (1, 100000, False),
         "num_epochs": (1, 1000000, False), "min_iters": (0, 1000000, False), "crop_size": (8, 4096, False),
-        "batch_size": (1, 256, False), "patch_size": (32, 16384, False), "scale_factor": (1.0, 8.0, True),
+        "batch_size": (1, 256, False), "init_variance": (0.0, 10.0, True), "patch_size": (32, 16384, False), "scale_factor": (1.0, 8.0, True),
         "scale_times": (1, 6, False), "back_projection_iters": (0, 100, False), "noise_std": (0.0, 0.5, False),
         "seed": (0, 2**32 - 1, False), "num_threads": (0, 1024, False), "time_budget_s": (0.0, 1e6, True),
         "first_step_share": (0.0, 1.0, True),
@@ -326,7 +326,8 @@ RANGES = {
 }
 CHOICES = {
     EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9),
-                   "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred")},
+                   "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred"),
+                   "father_augment": ("dihedral", "warp")},
     ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},
 }
 

@@ -227,3 +227,22 @@ def test_a_warm_start_trained_at_another_scale_is_refused(tiny_config, rgb_image
     # x4 by two x2 steps is what x2 weights are for.
     config = tiny_config.replace(warm_start=str(path), scale_times=2, num_epochs=1)
     assert super_resolve(rgb_image, config).image.size == (96, 72)
+
+
+def test_the_authors_initialisation_draws_every_layer_at_their_variance():
+    from app.engine.config import EngineConfig
+
+    torch.manual_seed(0)
+    authors = ZSSRNet(EngineConfig(model_width=64, model_depth=4, init_variance=0.1))
+    for conv in authors.layers:
+        fan_in = conv.in_channels * 9
+        assert abs(float(conv.weight.detach().std()) / np.sqrt(0.1 / fan_in) - 1) < 0.1, conv
+        assert float(conv.bias.detach().abs().max()) == 0.0
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert not torch.equal(authors(x), x)  # the last layer is drawn too: a random residual from the start
+    ours = ZSSRNet(EngineConfig(model_width=64, model_depth=4))
+    with torch.no_grad():
+        assert torch.equal(ours(x), x)  # He with a zero last layer: bicubic until trained
+    first = ours.layers[0]
+    assert abs(float(first.weight.detach().std()) / np.sqrt(2.0 / (first.in_channels * 9)) - 1) < 0.15

@@ -105,6 +105,10 @@ class EngineConfig:
     min_iters: int = option(256, "no decay or stop within this many iterations of the last decay", lo=0, hi=1000000)
     crop_size: int = option(128, "side of the random training crop (whole father when smaller)", lo=8, hi=4096)
     batch_size: int = option(1, "crops per training step", lo=1, hi=256)
+    init_variance: float | None = option(None, "from scratch, draw every layer's weights from N(0, this / fan-in) "
+                                               "as the authors do (0.1); null: He initialisation with a zero "
+                                               "last layer (the untrained network is bicubic)", lo=0.0, hi=10.0,
+                                         lo_open=True)
     father_augment: str = option("dihedral", "how training crops are varied: dihedral (the fathers at six fixed "
                                              "scales 1.0-0.5, each crop under one of the 8 rotations and flips) "
                                              "or warp (the authors' code: a random scale in [0.5, 1], shear and "

@@ -26,6 +26,13 @@ class ZSSRNet(nn.Module):
             nn.Conv2d(c_in, c_out, k, padding=k // 2) for c_in, c_out in zip(channels[:-1], channels[1:]))
         self.receptive_radius = config.model_depth * (k // 2)
         self.flops_per_pixel = 2 * sum(c_in * c_out * k * k for c_in, c_out in zip(channels[:-1], channels[1:]))
+        if config.init_variance is not None:
+            # The authors' initialisation: every layer, the last included, drawn from N(0, variance / fan-in).
+            # (Their layers have no biases; these start at zero.)
+            for conv in self.layers:
+                nn.init.normal_(conv.weight, 0.0, math.sqrt(config.init_variance / (conv.in_channels * k * k)))
+                nn.init.zeros_(conv.bias)
+            return
         for conv in self.layers[:-1]:
             # He initialisation keeps the activations' scale through the ReLU stack.
             nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (conv.in_channels * k * k)))
