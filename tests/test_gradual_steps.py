@@ -1,10 +1,12 @@
 """What changes between gradual steps on a photo: a later step's input is the network's own clean output, so its
-sons are not JPEG-compressed and, with `later_warm_start`, it starts again from weights made for clean input."""
+sons are not JPEG-compressed and, with `later_warm_start`, it starts again from weights made for clean input. And
+`gradual_mode: grow`, the authors' default, where every step enlarges the input itself at the total scale."""
 
 from __future__ import annotations
 
 import io
 
+import pytest
 import torch
 
 import app.engine.zssr as zssr
@@ -12,6 +14,7 @@ from app.engine import super_resolve
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.warm_start import load_weights, save_weights
+from app.errors import ConfigError
 
 
 def weights_file(config, path, seed):
@@ -85,3 +88,41 @@ def _loaded(config, path):
     net = ZSSRNet(config)
     load_weights(net, path, 2.0)
     return net
+
+
+def test_growing_steps_learn_and_enlarge_the_input_itself_at_the_total_scale(tiny_config, rgb_image, monkeypatch):
+    seen = {"train": [], "enlarge": []}
+    real_train, real_enlarge = zssr.train, zssr.enlarge
+
+    def train(model, pool, probe, config, **kwargs):
+        seen["train"].append((kwargs["scale_factor"], [tuple(f.shape[-2:]) for f in pool.fathers],
+                              tuple(probe.target.shape[-2:]), tuple(probe.son.shape[-2:])))
+        return real_train(model, pool, probe, config, **kwargs)
+
+    def enlarge(net, lr, scale_factor, *args, **kwargs):
+        seen["enlarge"].append((tuple(lr.shape[-2:]), scale_factor))
+        return real_enlarge(net, lr, scale_factor, *args, **kwargs)
+
+    monkeypatch.setattr(zssr, "train", train)
+    monkeypatch.setattr(zssr, "enlarge", enlarge)
+    h, w = rgb_image.height, rgb_image.width
+    result = super_resolve(rgb_image, tiny_config.replace(scale_times=2, gradual_mode="grow"))
+    assert result.image.size == (4 * w, 4 * h)
+    # Step 2 enlarges the input by 4, not step 1's output by 2.
+    assert seen["enlarge"] == [((h, w), 2.0), ((h, w), 4.0)]
+    (scale1, fathers1, target1, _), (scale2, fathers2, target2, son2) = seen["train"]
+    assert (scale1, scale2) == (2.0, 4.0)
+    # Its fathers: the input's pyramid and step 1's output; its probe: the input's own son, 4 times smaller.
+    assert (h, w) in fathers2 and (2 * h, 2 * w) in fathers2 and (2 * h, 2 * w) not in fathers1
+    assert target2 == (h, w) == target1 and son2 == (h, w)  # the son is enlarged back to the input's size
+
+    seen["enlarge"].clear()
+    super_resolve(rgb_image, tiny_config.replace(scale_times=2))  # chain: the output, by 2
+    assert seen["enlarge"] == [((h, w), 2.0), ((2 * h, 2 * w), 2.0)]
+
+
+def test_growing_refuses_what_only_fits_one_scale(tiny_config):
+    for change in ({"scale_factor": 1.5}, {"estimate_kernel": True}, {"later_warm_start": "x.pt"}):
+        with pytest.raises(ConfigError, match="gradual_mode"):
+            tiny_config.replace(scale_times=2, gradual_mode="grow", **change)
+    tiny_config.replace(scale_times=1, gradual_mode="grow", scale_factor=1.5)  # one step: nothing grows

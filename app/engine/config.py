@@ -117,6 +117,11 @@ class EngineConfig:
     patch_size: int = option(512, "inference tile side; larger inputs are tiled with overlap", lo=32, hi=16384)
     scale_factor: float = option(2.0, "enlargement of one gradual step", lo=1.0, hi=8.0, lo_open=True)
     scale_times: int = option(1, "number of gradual steps (total scale = scale_factor ** scale_times)", lo=1, hi=6)
+    gradual_mode: str = option("chain", "gradual steps: chain (each step enlarges the previous output by "
+                                        "scale_factor) or grow (the authors' default: step k enlarges the input "
+                                        "itself by scale_factor ** k, learning from the input and the earlier "
+                                        "outputs; integer scale_factor, bicubic sons)",
+                               choices=("chain", "grow"))
     back_projection_iters: int = option(10, "back-projection iterations after enlarging", lo=0, hi=100)
     self_ensemble: bool = option(True, "median over the 8 dihedral transforms at inference")
     noise_std: float = option(0.0, "std of Gaussian noise added to LR sons (real, noisy photos: 0.0125)",
@@ -167,6 +172,15 @@ class EngineConfig:
             raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.crop_size < 2 * self.scale_factor:
             raise ConfigError("crop_size", f"must be at least twice scale_factor ({self.scale_factor})")
+        if self.gradual_mode == "grow" and self.scale_times > 1:
+            # Each step's sons are its total scale below their fathers: MATLAB bicubic does any scale, a kernel
+            # (and a warm start made for later steps) only scale_factor.
+            if not float(self.scale_factor).is_integer():
+                raise ConfigError("gradual_mode", f"grow needs an integer scale_factor; got {self.scale_factor}")
+            for key in ("kernel", "estimate_kernel", "later_warm_start"):
+                if getattr(self, key):
+                    raise ConfigError("gradual_mode", f"grow makes each step's sons with MATLAB bicubic at the "
+                                                      f"step's total scale; it cannot be used with {key}")
 
     @property
     def total_scale(self) -> float:

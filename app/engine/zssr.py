@@ -147,9 +147,15 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     train_seconds = train_pixels = infer_seconds = infer_pixels = 0.0
     budget_end = started + config.time_budget_s if config.time_budget_s else None
 
+    # In `grow` mode step k learns and enlarges by scale_factor ** k from the input itself (the authors' default);
+    # in `chain` mode every step enlarges the previous output by scale_factor.
+    grow = config.gradual_mode == "grow"
     for step in range(1, config.scale_times + 1):
         if on_phase is not None:
             on_phase(step, "training")
+        step_scale = config.scale_factor ** step if grow else config.scale_factor
+        if grow and step > 1:
+            downscale = make_downscale(step_scale, None)
         deadline = None
         if budget_end is not None:
             left = budget_end - time.monotonic()
@@ -158,23 +164,23 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             else:
                 # What is left of the budget, split evenly over the steps still to come.
                 deadline = time.monotonic() + left / (config.scale_times - step + 1)
-        if step == 2:
+        if step == 2 and not grow:
             # A later step's input is the previous step's output: clean, never JPEG-compressed. Its sons are
             # not compressed either, and `later_warm_start` (when set) fits such inputs better than the weights
-            # that learned the photo's own degradation.
+            # that learned the photo's own degradation. (Growing, every step enlarges the photo itself.)
             compress = None
             if config.later_warm_start:
                 load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
-        pool = FatherPool.build(sources, config.scale_factor, min_father_side(config.scale_factor),
+        pool = FatherPool.build(sources, step_scale, min_father_side(step_scale),
                                 warp=config.father_augment == "warp")
-        probe = ReconstructionProbe.from_image(sources[-1] if train_image is None else training_source,
-                                               config.scale_factor, downscale, compress=compress)
+        probe = ReconstructionProbe.from_image(sources[-1] if train_image is None and not grow else training_source,
+                                               step_scale, downscale, compress=compress)
 
         def on_iteration(iteration: int, loss: float, lr: float, step: int = step) -> None:
             if on_step is not None:
                 on_step(step, iteration, loss, lr)
 
-        result = train(model, pool, probe, config, scale_factor=config.scale_factor, downscale=downscale,
+        result = train(model, pool, probe, config, scale_factor=step_scale, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
                        noise_std=degradation.noise_std, compress=compress, augment=transforms)
@@ -196,7 +202,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         if on_phase is not None:
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
-        current = enlarge(model, current, config.scale_factor, downscale, patch_size=config.patch_size,
+        current = enlarge(model, lr if grow else current, step_scale, downscale, patch_size=config.patch_size,
                           halo=net.receptive_radius, ensemble=config.self_ensemble, transforms=transforms,
                           grid_shift=grid_shift,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
