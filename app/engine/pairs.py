@@ -114,15 +114,12 @@ class FatherPool:
         warps: list[np.ndarray | None] = [None] * batch_size
         if self.warp and allowed == ALL:
             warps = [random_warp(rng) if rng.random() >= WARP_LEAVE + WARP_DIHEDRAL else None for _ in chosen]
-            fits = [warp_fit(m, self.fathers[i].shape[-2:]) for m, i in zip(warps, chosen) if m is not None]
-            if fits:
-                # A warp that shrinks needs more of its father than the crop; the batch's side is cut to what
-                # the warps fit, and one that would cut it below half the side is not warped.
-                floor = side // 2
-                fitting = [f for f in fits if f >= floor]
-                side = max(multiple, min([side, *fitting]) // multiple * multiple)
-                warps = [m if m is not None and warp_fit(m, self.fathers[i].shape[-2:]) >= side else None
-                         for m, i in zip(warps, chosen)]
+            fits = [None if m is None else warp_fit(m, self.fathers[i].shape[-2:]) for m, i in zip(warps, chosen)]
+            # A warp that shrinks needs more of its father than the crop: the batch's side is cut to what its
+            # warps fit, but not below half; a warp that would cut it further is not made.
+            side = max(multiple, min([side, *(f for f in fits if f is not None and f >= side // 2)])
+                       // multiple * multiple)
+            warps = [m if f is not None and f >= side else None for m, f in zip(warps, fits)]
         crops = []
         for i, matrix in zip(chosen, warps):
             father = self.fathers[i]
