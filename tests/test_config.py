@@ -327,7 +327,7 @@ RANGES = {
 CHOICES = {
     EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9),
                    "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred"),
-                   "father_augment": ("dihedral", "warp")},
+                   "father_augment": ("dihedral", "warp"), "father_sampling": ("area", "source")},
     ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},
 }
 

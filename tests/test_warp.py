@@ -113,3 +113,19 @@ def test_super_resolve_runs_with_warped_fathers_and_follows_the_seed():
 def test_father_augment_names_its_choices():
     with pytest.raises(ConfigError, match="father_augment"):
         EngineConfig(father_augment="affine")
+
+
+def test_sampling_by_source_draws_the_input_as_often_as_a_four_times_larger_output():
+    small, large = torch.zeros(1, 1, 40, 40), torch.ones(1, 1, 80, 80)
+    by_area = FatherPool.build([small, large], 2.0, 8)
+    by_source = FatherPool.build([small, large], 2.0, 8, by_source=True)
+    n = len(FATHER_SCALES)
+    assert len(by_source.fathers) == 2 * n
+    # By area the larger output takes four fifths; by source each takes half, its copies by area within it.
+    assert abs(by_area.probabilities[n:].sum() - 0.8) < 0.01
+    assert abs(by_source.probabilities[:n].sum() - 0.5) < 1e-12
+    np.testing.assert_allclose(by_source.probabilities[:n] / by_source.probabilities[0],
+                               by_area.probabilities[:n] / by_area.probabilities[0])
+    rng = np.random.default_rng(0)
+    drawn = [float(by_source.sample(rng, 16, 1, 2).mean()) for _ in range(400)]
+    assert 0.4 < np.mean(drawn) < 0.6  # the ones image is the larger source

@@ -109,6 +109,11 @@ class EngineConfig:
                                                "as the authors do (0.1); null: He initialisation with a zero "
                                                "last layer (the untrained network is bicubic)", lo=0.0, hi=10.0,
                                          lo_open=True)
+    father_sampling: str = option("area", "how a training crop's father is drawn: area (every father, the "
+                                          "input's copies and the earlier gradual outputs', by its area) or "
+                                          "source (each of the input and the earlier outputs equally often, "
+                                          "favouring the real input as the authors do)",
+                                  choices=("area", "source"))
     father_augment: str = option("dihedral", "how training crops are varied: dihedral (the fathers at six fixed "
                                              "scales 1.0-0.5, each crop under one of the 8 rotations and flips) "
                                              "or warp (the authors' code: a random scale in [0.5, 1], shear and "

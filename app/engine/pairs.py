@@ -86,18 +86,23 @@ class FatherPool:
 
     @classmethod
     def build(cls, sources: list[torch.Tensor], scale_factor: float, min_side: int,
-              warp: bool = False) -> "FatherPool":
+              warp: bool = False, by_source: bool = False) -> "FatherPool":
         """Each source and its downscaled copies whose sides stay at least `min_side` (with `warp`, the sources
-        alone: each warp draws its own scale)."""
-        fathers = []
+        alone: each warp draws its own scale), drawn by area; with `by_source`, each source (the input, each
+        earlier output) is drawn equally often, and its copies by area within it."""
+        fathers, shares = [], []
         for source in sources:
+            copies = []
             for s in (1.0,) if warp else FATHER_SCALES:
                 h, w = output_size(tuple(source.shape[-2:]), s) if s != 1 else source.shape[-2:]
                 if s != 1 and min(h, w) < min_side:
                     break
-                fathers.append(source if s == 1 else imresize(source, s).clamp_(0, 1))
-        areas = np.array([f.shape[-2] * f.shape[-1] for f in fathers], dtype=np.float64)
-        return cls(fathers, areas / areas.sum(), warp)
+                copies.append(source if s == 1 else imresize(source, s).clamp_(0, 1))
+            areas = np.array([f.shape[-2] * f.shape[-1] for f in copies], dtype=np.float64)
+            fathers += copies
+            shares.append(areas / areas.sum() if by_source else areas)
+        weights = np.concatenate(shares)
+        return cls(fathers, weights / weights.sum(), warp)
 
     def sample(self, rng: np.random.Generator, crop_size: int, batch_size: int, multiple: int,
                augment: Sequence[int] | bool = True) -> torch.Tensor:

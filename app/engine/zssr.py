@@ -172,7 +172,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             if config.later_warm_start:
                 load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
         pool = FatherPool.build(sources, step_scale, min_father_side(step_scale),
-                                warp=config.father_augment == "warp")
+                                warp=config.father_augment == "warp",
+                                by_source=config.father_sampling == "source")
         probe = ReconstructionProbe.from_image(sources[-1] if train_image is None and not grow else training_source,
                                                step_scale, downscale, compress=compress)
 
