@@ -132,9 +132,10 @@ class FatherPool:
                 crops.append(warped_crop(father, matrix, side, rng))
                 continue
             if self.warp and rng.random() < WARP_LEAVE / (WARP_LEAVE + WARP_DIHEDRAL):
-                transform = DIHEDRAL[0][0]  # left as it is
+                index = 0  # left as it is
             else:
-                transform, _ = DIHEDRAL[allowed[rng.integers(len(allowed))]] if len(allowed) > 1 else DIHEDRAL[allowed[0]]
+                index = allowed[rng.integers(len(allowed))] if len(allowed) > 1 else allowed[0]
+            transform = DIHEDRAL[index][0]
             y = rng.integers(father.shape[-2] - side + 1)
             x = rng.integers(father.shape[-1] - side + 1)
             crops.append(transform(father[..., y:y + side, x:x + side]))

@@ -113,7 +113,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     `jpeg` is how the photo was compressed (used for the LR sons when `sons_jpeg` is on).
 
     Each gradual step trains (continuing from the previous step's weights, with the earlier outputs added to the
-    HR fathers) and then enlarges by `scale_factor`. Raises Cancelled when `should_stop()` turns True.
+    HR fathers) and then enlarges the previous output by `scale_factor` (`gradual_mode` chain) or the input by
+    `scale_factor` ** step (grow). Raises Cancelled when `should_stop()` turns True.
     """
     started = time.monotonic()
     device = select_device(config.device)
