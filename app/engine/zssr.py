@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -22,7 +22,7 @@ from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, output_size
-from app.engine.train import ReconstructionProbe, train
+from app.engine.train import ReconstructionProbe, TrainResult, train
 from app.engine.warm_start import load_weights
 from app.errors import BadImageError, Cancelled
 
@@ -47,6 +47,24 @@ class SRResult:
     degradation: dict | None = None  # what the LR sons went through (SonDegradation.describe())
     self_check: dict | None = None  # {zssr_db, bicubic_db}: the first step's network against bicubic on the input
     fallback: bool = False  # the self-check found no gain, so the image is bicubic's (self_check_fallback)
+
+
+@dataclass
+class _Totals:
+    """What a run's gradual steps add up: iterations per step, seconds and pixels spent training and enlarging."""
+
+    iterations: list[int] = field(default_factory=list)
+    budget_exhausted: bool = False
+    train_seconds: float = 0.0
+    train_pixels: float = 0.0  # father pixels seen by the network in training
+    infer_seconds: float = 0.0
+    infer_pixels: float = 0.0  # output pixels computed, once per ensemble transform
+
+    def add_training(self, result: TrainResult) -> None:
+        self.iterations.append(result.iterations)
+        self.train_seconds += result.seconds
+        self.train_pixels += result.pixels
+        self.budget_exhausted = self.budget_exhausted or result.budget_exhausted
 
 
 class _Autocast(torch.nn.Module):
@@ -142,10 +160,9 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
     sources = [training_source]
-    iterations: list[int] = []
-    exhausted = fallback = False
+    totals = _Totals()
+    fallback = False
     check = None
-    train_seconds = train_pixels = infer_seconds = infer_pixels = 0.0
     budget_end = started + config.time_budget_s if config.time_budget_s else None
 
     # In `grow` mode step k learns and enlarges by scale_factor ** k from the input itself (the authors' default);
@@ -186,10 +203,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
                        noise_std=degradation.noise_std, compress=compress, augment=transforms)
-        iterations.append(result.iterations)
-        train_seconds += result.seconds
-        train_pixels += result.pixels
-        exhausted = exhausted or result.budget_exhausted
+        totals.add_training(result)
         log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,
                   result.loss, result.lr, result.decays)
         if should_stop is not None and should_stop():
@@ -209,14 +223,15 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                           grid_shift=grid_shift,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
-        infer_seconds += time.monotonic() - enlarge_started
-        infer_pixels += current.shape[-2] * current.shape[-1] * (len(transforms) if config.self_ensemble else 1)
+        totals.infer_seconds += time.monotonic() - enlarge_started
+        copies = len(transforms) if config.self_ensemble else 1
+        totals.infer_pixels += current.shape[-2] * current.shape[-1] * copies
         sources.append(current)
 
     if fallback:
         # What was learned does not help this input: bicubic, all the way, rather than a worse image.
         if on_phase is not None:
-            on_phase(len(iterations), "enlarging")
+            on_phase(len(totals.iterations), "enlarging")
         current = imresize(lr, config.total_scale, out_size=_output_size(planes, config)).clamp(0, 1)
     colour = current
     size = tuple(colour.shape[-2:])
@@ -229,10 +244,10 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     if planes.alpha is not None:
         alpha = imresize(planes.alpha.to(device), config.total_scale, out_size=size).clamp(0, 1)
     assert size == _output_size(planes, config), (size, _output_size(planes, config))
-    return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(iterations),
-                    tuple(iterations), time.monotonic() - started, describe(device), exhausted,
-                    train_seconds, 3 * net.flops_per_pixel * train_pixels / 1e9, infer_seconds,
-                    net.flops_per_pixel * infer_pixels / 1e9, degradation.describe(),
+    return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(totals.iterations),
+                    tuple(totals.iterations), time.monotonic() - started, describe(device), totals.budget_exhausted,
+                    totals.train_seconds, 3 * net.flops_per_pixel * totals.train_pixels / 1e9, totals.infer_seconds,
+                    net.flops_per_pixel * totals.infer_pixels / 1e9, degradation.describe(),
                     check.describe() if check is not None else None, fallback)
 
 
