@@ -12,11 +12,13 @@ from scipy import ndimage
 import app.engine.degradation as degradation_module
 import app.engine.zssr as zssr
 from app.engine import super_resolve
+from app.engine.config import EngineConfig
 from app.engine.degradation import KernelEstimate, son_kernel
 from app.engine.dihedral import ALL, kernel_symmetries, reversed_axes
 from app.engine.infer import self_ensemble
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, lr_son, lr_son_small, make_downscale, upscale
+from app.engine.presets import PRESETS, preset_config
 from app.engine.resize import kernel_downscale, symmetric_pad
 from app.engine.warm_start import load_weights, save_weights
 from app.errors import ConfigError
@@ -230,8 +232,6 @@ def test_a_warm_start_trained_at_another_scale_is_refused(tiny_config, rgb_image
 
 
 def test_the_authors_initialisation_draws_every_layer_at_their_variance():
-    from app.engine.config import EngineConfig
-
     torch.manual_seed(0)
     authors = ZSSRNet(EngineConfig(model_width=64, model_depth=4, init_variance=0.1))
     for conv in authors.layers:
@@ -246,3 +246,12 @@ def test_the_authors_initialisation_draws_every_layer_at_their_variance():
         assert torch.equal(ours(x), x)  # He with a zero last layer: bicubic until trained
     first = ours.layers[0]
     assert abs(float(first.weight.detach().std()) / np.sqrt(2.0 / (first.in_channels * 9)) - 1) < 0.15
+
+
+def test_the_presets_pin_the_authors_choices_whatever_the_config_says():
+    odd = EngineConfig(father_augment="warp", father_sampling="source", gradual_mode="grow", init_variance=0.1)
+    for name in PRESETS:
+        config = preset_config(name, base=odd)
+        assert (config.father_augment, config.father_sampling, config.gradual_mode, config.init_variance) == \
+            ("dihedral", "area", "chain", None), name
+    assert preset_config("paper", base=odd, father_augment="warp").father_augment == "warp"  # an override wins
