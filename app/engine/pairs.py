@@ -11,7 +11,7 @@ import torch
 
 from app.engine.degradation import Compress
 from app.engine.dihedral import ALL, DIHEDRAL
-from app.engine.resize import imresize, kernel_downscale, output_size
+from app.engine.resize import cubic, imresize, kernel_downscale, output_size
 
 # The input is downscaled to these fractions of its size to make more HR fathers (the paper's "many smaller
 # versions" of the test image); each is sampled with probability proportional to its area.
@@ -176,34 +176,25 @@ def warped_crop(father: torch.Tensor, matrix: np.ndarray, side: int, rng: np.ran
     reach = np.abs(matrix).sum(axis=1) * half
     cy = rng.uniform(1 + reach[0], max(1 + reach[0], h - 2 - reach[0]))
     cx = rng.uniform(1 + reach[1], max(1 + reach[1], w - 2 - reach[1]))
-    offsets = torch.arange(side, dtype=torch.float64) - half
-    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
-    m = torch.from_numpy(matrix)
-    py = (cy + m[0, 0] * oy + m[0, 1] * ox).flatten()
-    px = (cx + m[1, 0] * oy + m[1, 1] * ox).flatten()
+    oy, ox = np.meshgrid(np.arange(side) - half, np.arange(side) - half, indexing="ij")
+    py = (cy + matrix[0, 0] * oy + matrix[0, 1] * ox).ravel()
+    px = (cx + matrix[1, 0] * oy + matrix[1, 1] * ox).ravel()
     return cubic_sample(father, py, px).reshape(*father.shape[:2], side, side).clamp_(0, 1)
 
 
-def _keys(t: torch.Tensor) -> torch.Tensor:
-    """The Keys cubic convolution kernel with a = -0.5 (MATLAB's imresize)."""
-    t = t.abs()
-    return torch.where(t <= 1, 1.5 * t ** 3 - 2.5 * t ** 2 + 1,
-                       torch.where(t < 2, -0.5 * t ** 3 + 2.5 * t ** 2 - 4 * t + 2, torch.zeros_like(t)))
-
-
-def cubic_sample(image: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
-    """`image` ((N, C, H, W)) at the points (py, px) (1-D, float64, in pixels): (N, C, len(py)); indices beyond
-    the border repeat the edge pixel."""
+def cubic_sample(image: torch.Tensor, py: np.ndarray, px: np.ndarray) -> torch.Tensor:
+    """`image` ((N, C, H, W)) at the points (py, px) (1-D, in pixels), with resize.cubic's 4 x 4 taps:
+    (N, C, len(py)); indices beyond the border repeat the edge pixel."""
     h, w = image.shape[-2:]
-    y0, x0 = py.floor(), px.floor()
+    y0, x0 = np.floor(py), np.floor(px)
     flat = image.flatten(-2)
     out = torch.zeros(*image.shape[:2], len(py), dtype=image.dtype, device=image.device)
     for i in range(-1, 3):
-        wy = _keys(py - (y0 + i)).to(image.dtype)
-        rows = (y0 + i).clamp(0, h - 1).long() * w
+        wy = cubic(py - (y0 + i))
+        rows = np.clip(y0 + i, 0, h - 1).astype(np.int64) * w
         for j in range(-1, 3):
-            weight = (wy * _keys(px - (x0 + j)).to(image.dtype)).to(image.device)
-            index = (rows + (x0 + j).clamp(0, w - 1).long()).to(image.device)
+            weight = torch.from_numpy(wy * cubic(px - (x0 + j))).to(device=image.device, dtype=image.dtype)
+            index = torch.from_numpy(rows + np.clip(x0 + j, 0, w - 1).astype(np.int64)).to(image.device)
             out += flat[..., index] * weight
     return out
 
