@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import uuid
 from typing import Any, Sequence
@@ -37,6 +38,8 @@ from app.engine.jpeg import JpegProfile
 from app.errors import JobStateError, QueueFullError, TooManyJobsError, UnknownJobError
 from app.jobs.model import Box, JobError, JobOutput, JobRequest, JobResult, JobState, JobStatus, Progress
 from app.jobs.output import OutputSpec
+
+log = logging.getLogger(__name__)
 
 # The RQ job function, by name: the web side never imports the worker's module.
 JOB_FUNCTION = "app.jobs.redis_worker.perform"
@@ -403,7 +406,12 @@ class JobStore:
         if rq_id:
             rq_job = self.queue.fetch_job(rq_id)
             if rq_job is not None:
-                rq_job.delete()
+                try:
+                    rq_job.delete()
+                except ValueError:
+                    # RQ lists the job's executions and then fetches each: a worker that ends the execution in
+                    # between makes the fetch fail. The job had left the queue by then, and it is cancelled above.
+                    log.debug("job %s: its RQ execution ended while it was deleted", job_id)
         return self.status(job_id)
 
     def sweep(self) -> Counts:

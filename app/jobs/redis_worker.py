@@ -82,6 +82,7 @@ class JobRunner:
         self.worker_name = "-"
         self._lock = threading.Lock()
         self._current: _Running | None = None
+        self._shutting_down = False  # stop_current() was called: a job that starts later stops at once too
         self._enlarge_s_per_pixel: float | None = None  # of the last step, measured on the latest job
 
     def run(self, job_id: str, attempt: int) -> None:
@@ -94,6 +95,9 @@ class JobRunner:
         waited = self.store.waited_s(job_id)
         with self._lock:
             self._current = job
+            if self._shutting_down:
+                # The worker was asked to stop after dequeuing this job but before it became the current one.
+                job.ask_to_stop("shutdown")
         output, error = None, None
         try:
             output = self.work(request, self.engine, job.tracker, job.stop.is_set)
@@ -146,8 +150,10 @@ class JobRunner:
             return self._current is not None
 
     def stop_current(self) -> None:
-        """Stop the running job at its next iteration; it ends cancelled."""
+        """Stop the running job at its next iteration, and any job that starts after this at its first; they end
+        cancelled."""
         with self._lock:
+            self._shutting_down = True
             if self._current is not None:
                 self._current.ask_to_stop("shutdown")
 
