@@ -126,3 +126,38 @@ def test_growing_refuses_what_only_fits_one_scale(tiny_config):
         with pytest.raises(ConfigError, match="gradual_mode"):
             tiny_config.replace(scale_times=2, gradual_mode="grow", **change)
     tiny_config.replace(scale_times=1, gradual_mode="grow", scale_factor=1.5)  # one step: nothing grows
+
+
+def adam_steps(optimizer) -> list[int]:
+    return sorted({int(state["step"]) for state in optimizer.state.values()})
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_carry_optimizer_keeps_adams_moments_across_steps(tiny_config, rgb_image, monkeypatch, carry):
+    """The authors keep one Adam through the gradual steps: with `carry_optimizer` step 2 starts from step 1's
+    moments (Adam's step count goes on), at the policy's fresh learning rate; by default each step starts anew."""
+    seen = []
+    real_train = zssr.train
+
+    def train(model, *args, **kwargs):
+        optimizer = kwargs["optimizer"]
+        before, rates = None, []
+        if optimizer is not None:
+            before = adam_steps(optimizer)
+            optimizer.param_groups[0]["lr"] = 123.0  # as step 1 left it, or worse: the policy must reset it
+            real_step = optimizer.step
+            monkeypatch.setattr(optimizer, "step", lambda: (rates.append(optimizer.param_groups[0]["lr"]),
+                                                            real_step())[1])
+        result = real_train(model, *args, **kwargs)
+        seen.append((before, result.iterations))
+        assert rates[:1] == ([] if optimizer is None else [tiny_config.lr])
+        return result
+
+    monkeypatch.setattr(zssr, "train", train)
+    super_resolve(rgb_image, tiny_config.replace(scale_times=2, carry_optimizer=carry, self_check_fallback=False))
+    (first_before, first_iterations), (second_before, _) = seen
+    if carry:
+        assert first_before == [] and second_before == [first_iterations]
+    else:
+        assert first_before is None and second_before is None
+

@@ -249,9 +249,10 @@ def test_the_authors_initialisation_draws_every_layer_at_their_variance():
 
 
 def test_the_presets_pin_the_authors_choices_whatever_the_config_says():
-    odd = EngineConfig(father_augment="warp", father_sampling="source", gradual_mode="grow", init_variance=0.1)
+    odd = EngineConfig(father_augment="warp", father_sampling="source", gradual_mode="grow", init_variance=0.1,
+                       carry_optimizer=True)
     for name in PRESETS:
         config = preset_config(name, base=odd)
-        assert (config.father_augment, config.father_sampling, config.gradual_mode, config.init_variance) == \
-            ("dihedral", "area", "chain", None), name
+        assert (config.father_augment, config.father_sampling, config.gradual_mode, config.init_variance,
+                config.carry_optimizer) == ("dihedral", "area", "chain", None, False), name
     assert preset_config("paper", base=odd, father_augment="warp").father_augment == "warp"  # an override wins

@@ -127,6 +127,9 @@ class EngineConfig:
                                         "itself by scale_factor ** k, learning from the input and the earlier "
                                         "outputs; integer scale_factor, bicubic sons)",
                                choices=("chain", "grow"))
+    carry_optimizer: bool = option(False, "gradual steps after the first go on with the Adam state (moments) "
+                                          "of the steps before, as the authors' code does; false: a fresh Adam "
+                                          "each step")
     back_projection_iters: int = option(10, "back-projection iterations after enlarging", lo=0, hi=100)
     self_ensemble: bool = option(True, "median over the 8 dihedral transforms at inference")
     noise_std: float = option(0.0, "std of Gaussian noise added to LR sons (real, noisy photos: 0.0125)",
@@ -135,6 +138,11 @@ class EngineConfig:
                                          "noise_std (real photos)")
     estimate_kernel: bool = option(False, "LR sons are made with the blur kernel estimated from the input (a "
                                           "Gaussian or bicubic; integer scale_factor, no kernel file)")
+    kernel_estimator: str = option("recurrence", "how estimate_kernel reads the blur: recurrence (the Gaussian, or "
+                                                 "bicubic, under which the input's patches recur best in its son) "
+                                                 "or learned (a small CNN trained on external images made small "
+                                                 "with known Gaussians; scale_factor 2)",
+                                   choices=("recurrence", "learned"))
     estimated_kernel_alignment: str = option("centred", "how an estimated kernel lines LR pixels up with HR "
                                                         "pixels: centred (a camera's pixels, MATLAB bicubic) or "
                                                         "direct (test sets sampled at 0, s, 2s, ...: MZSR's)",
@@ -177,6 +185,9 @@ class EngineConfig:
             raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.crop_size < 2 * self.scale_factor:
             raise ConfigError("crop_size", f"must be at least twice scale_factor ({self.scale_factor})")
+        if self.estimate_kernel and self.kernel_estimator == "learned" and self.scale_factor != 2:
+            raise ConfigError("kernel_estimator", f"learned reads blur made small by x2 only; scale_factor is "
+                                                  f"{self.scale_factor:g} (use recurrence)")
         if self.gradual_mode == "grow" and self.scale_times > 1:
             # Each step's sons are its total scale below their fathers: MATLAB bicubic does any scale, a kernel
             # (and a warm start made for later steps) only scale_factor.

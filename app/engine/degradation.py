@@ -127,10 +127,10 @@ def _nearest_distance(queries: torch.Tensor, patches: torch.Tensor, chunk: int =
 
 @dataclass(frozen=True)
 class KernelEstimate:
-    """The son kernel under which the image's own patches recur best in its son: None for MATLAB bicubic."""
+    """A son kernel estimated from the image itself: None for MATLAB bicubic."""
 
     sigma: float | None
-    distance: float  # the mean squared distance of the image's textured patches to their nearest in that son
+    distance: float  # recurrence: mean squared distance of textured patches to their nearest in that son (else nan)
 
     def kernel(self) -> np.ndarray | None:
         return son_kernel(self.sigma)
@@ -187,6 +187,15 @@ def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float =
     return best
 
 
+def read_kernel(image: torch.Tensor) -> KernelEstimate:
+    """The son kernel as the learned blur reader (app.engine.blur_net) reads it from `image` ((1, C, H, W), made
+    small by x2): a Gaussian of the std it reads, rounded to 0.01; bicubic where the image is too small to read."""
+    from app.engine.blur_net import read_blur
+
+    sigma = read_blur(image)
+    return KernelEstimate(None if sigma is None else round(sigma, 2), float("nan"))
+
+
 @dataclass(frozen=True)
 class SonDegradation:
     """How this run makes its LR sons, beyond the downscaling: decided once per image, reported with the result."""
@@ -206,8 +215,11 @@ class SonDegradation:
         jpeg = jpeg if config.sons_jpeg else None
         kernel = None
         if config.estimate_kernel and config.kernel is None and float(config.scale_factor).is_integer():
-            kernel = estimate_kernel(_centre(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
-                                     None if jpeg is None else jpeg_compress(jpeg))
+            if config.kernel_estimator == "learned":
+                kernel = read_kernel(source)
+            else:
+                kernel = estimate_kernel(_centre(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
+                                         None if jpeg is None else jpeg_compress(jpeg))
         return cls(noise_std, estimated, jpeg, kernel)
 
     @property

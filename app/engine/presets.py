@@ -25,6 +25,7 @@ PAPER: dict[str, Any] = {
     "warm_start": None, "time_budget_s": None,
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,
+    "carry_optimizer": False,
 }
 
 # Test-time training from the warm start: the network already knows generic detail, so a short schedule at a

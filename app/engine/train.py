@@ -87,16 +87,21 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
           generator: torch.Generator | None = None, deadline: float | None = None,
           on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
           memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
-          compress: Compress | None = None, augment: Sequence[int] | bool = True) -> TrainResult:
+          compress: Compress | None = None, augment: Sequence[int] | bool = True,
+          optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
 
     `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled. The sons get
     `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given; `augment`
-    draws each crop under a random one of the rotations and flips it allows (see FatherPool.sample).
+    draws each crop under a random one of the rotations and flips it allows (see FatherPool.sample). An
+    `optimizer` given (over `net`'s parameters) goes on with its state, at the policy's learning rate; by default
+    a fresh Adam starts.
     """
     noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)
-    optimizer = torch.optim.Adam(net.parameters(), lr=policy.lr)
+    optimizer = optimizer or torch.optim.Adam(net.parameters())
+    for group in optimizer.param_groups:
+        group["lr"] = policy.lr
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
     loss_value, done, exhausted, pixels = float("nan"), 0, False, 0
     loss = None

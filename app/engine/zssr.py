@@ -168,6 +168,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     # In `grow` mode step k learns and enlarges by scale_factor ** k from the input itself (the authors' default);
     # in `chain` mode every step enlarges the previous output by scale_factor.
     grow = config.gradual_mode == "grow"
+    # The authors' code keeps one Adam through all steps (its moments carry over); by default each step starts one.
+    optimizer = torch.optim.Adam(model.parameters()) if config.carry_optimizer else None
     for step in range(1, config.scale_times + 1):
         if on_phase is not None:
             on_phase(step, "training")
@@ -202,7 +204,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         result = train(model, pool, probe, config, scale_factor=step_scale, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
-                       noise_std=degradation.noise_std, compress=compress, augment=transforms)
+                       noise_std=degradation.noise_std, compress=compress, augment=transforms,
+                       optimizer=optimizer)
         totals.add_training(result)
         log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,
                   result.loss, result.lr, result.decays)
