@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.engine.blur_net import BlurNet, luma
+from app.engine.blur_net import BlurNet
 from app.engine.degradation import blur_downscale, gaussian_kernel
-from app.engine.image_io import load_image, to_planes
+from app.engine.image_io import load_image, luma, to_planes
 from app.engine.resize import kernel_downscale
 from app.engine.warm_start import sha256
 from app.pretrain import FORBIDDEN
@@ -34,7 +34,7 @@ SIGMA_RANGE = (0.5, 2.5)  # training stds, uniform (HR px)
 HELD_OUT_SIGMAS = (0.7, 1.0, 1.41, 1.8, 2.2)
 KERNEL_SIDE = 21  # fits 4 std of the widest
 MARGIN = 8  # LR px cut from each side of a training crop, so the blur's padding never shows
-RESCALED_SHARE = 0.5  # of crops, the HR crop is first made smaller by U(0.6, 1): sharper scenes than the photos'
+RESCALED_SHARE = 0.5  # default share of crops whose HR crop is first made smaller by U(0.6, 1): sharper scenes
 
 
 def load_lumas(folder: Path) -> list[tuple[Path, torch.Tensor]]:
@@ -50,14 +50,15 @@ def make_lr(hr: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     return (blur_downscale(hr, kernels, 2).clamp(0, 1) * 255).round() / 255
 
 
-def sample_batch(images: list[torch.Tensor], rng: np.random.Generator, batch: int, lr_side: int) -> tuple:
+def sample_batch(images: list[torch.Tensor], rng: np.random.Generator, batch: int, lr_side: int,
+                 rescaled_share: float = RESCALED_SHARE) -> tuple:
     hr_side = 2 * (lr_side + 2 * MARGIN)
     crops = []
     for _ in range(batch):
         while True:
             image = images[int(rng.integers(len(images)))]
             h, w = image.shape[-2:]
-            r = rng.uniform(0.6, 1.0) if rng.random() < RESCALED_SHARE else 1.0
+            r = rng.uniform(0.6, 1.0) if rng.random() < rescaled_share else 1.0
             side = int(math.ceil(hr_side / r))
             if side <= min(h, w):
                 break
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=64, help="LR side of a training crop")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr_end", type=float, default=1e-5)
+    parser.add_argument("--rescaled_share", type=float, default=RESCALED_SHARE,
+                        help="share of crops made smaller (sharper) by U(0.6, 1) before the blur")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         lr_now = args.lr_end + 0.5 * (args.lr - args.lr_end) * (1 + math.cos(math.pi * iteration / args.iterations))
         for group in optimizer.param_groups:
             group["lr"] = lr_now
-        lr, sigmas = sample_batch(train, rng, args.batch, args.crop)
+        lr, sigmas = sample_batch(train, rng, args.batch, args.crop, args.rescaled_share)
         loss = F.l1_loss(net(lr), sigmas.log())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {
         "data": str(args.data), "images": len(train), "held_out_images": len(held_out),
         "degradation": f"luma; Gaussian std U{SIGMA_RANGE} HR px, {KERNEL_SIDE} px kernel, direct alignment, "
-                       f"x2, 8-bit; {RESCALED_SHARE:.0%} of HR crops first made smaller by U(0.6, 1)",
+                       f"x2, 8-bit; {args.rescaled_share:.0%} of HR crops first made smaller by U(0.6, 1)",
         "crop": args.crop, "batch": args.batch, "iterations": args.iterations, "lr": args.lr, "lr_end": args.lr_end,
         "schedule": "cosine over iterations", "loss": "L1 on log std", "optimizer": "Adam", "seed": args.seed,
         "scale_factor": 2.0, "final_loss": running, "seconds": round(time.monotonic() - started, 1),

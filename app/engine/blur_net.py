@@ -19,20 +19,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from app.engine.image_io import luma
+
 BLUR_WEIGHTS = Path(__file__).parent / "weights" / "blur_x2.pt"
 # (in, out, stride) of each 3x3 convolution; no padding, so no border effect enters the estimate.
 LAYERS = ((1, 32, 1), (32, 32, 1), (32, 48, 2), (48, 48, 1), (48, 48, 2), (48, 48, 1))
 # The estimate reads a centre crop of at most this side (LR px) of the image's luma.
 READ_SIDE = 256
 MIN_SIDE = 32  # below this the network's receptive field does not fit: no estimate
-
-
-def luma(image: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) luma (BT.601 weights) of (N, C, H, W) images in [0, 1]; a single channel is its own luma."""
-    if image.shape[1] == 1:
-        return image
-    r, g, b = image[:, 0:1], image[:, 1:2], image[:, 2:3]
-    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 class BlurNet(nn.Module):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from app.engine.config import EngineConfig
+from app.engine.image_io import luma
 from app.engine.jpeg import JpegProfile
 
 # (N, C, h, w) in [0, 1] -> the same, degraded; applied to LR sons after the noise.
@@ -112,8 +113,7 @@ QUERIES = 1000
 def _patches(image: torch.Tensor) -> torch.Tensor:
     """Every PATCH_SIDE-square patch of the luma of `image` ((1, C, H, W)), its mean removed: (n, side^2)."""
     x = image.float().cpu()
-    y = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None] if x.shape[1] == 3 else x[:, :1]
-    patches = F.unfold(y, PATCH_SIDE)[0].T
+    patches = F.unfold(luma(x) if x.shape[1] == 3 else x[:, :1], PATCH_SIDE)[0].T
     return patches - patches.mean(dim=1, keepdim=True)
 
 

@@ -85,3 +85,11 @@ def from_planes(colour: torch.Tensor, alpha: torch.Tensor | None) -> Image.Image
     if alpha is not None:
         array = np.concatenate([array, to_uint8(alpha)], axis=2)
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) luma (BT.601 weights, as MATLAB's rgb2ycbcr before its offset) of (N, 3, H, W) images; a
+    single channel is its own luma."""
+    if image.shape[1] == 1:
+        return image
+    return 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]

@@ -16,7 +16,7 @@ from app.engine.config import EngineConfig
 from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
 from app.engine.dihedral import ALL, kernel_symmetries
-from app.engine.image_io import Planes, from_planes, to_planes
+from app.engine.image_io import Planes, from_planes, luma, to_planes
 from app.engine.infer import enlarge
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
@@ -110,8 +110,7 @@ def _colour_planes(planes: Planes, in_channels: int) -> tuple[torch.Tensor, torc
 
 
 def _rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
+    r, b, y = x[:, 0], x[:, 2], luma(x)[:, 0]
     return torch.stack([y, (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5], dim=1)
 
 
