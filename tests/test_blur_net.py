@@ -12,7 +12,8 @@ from PIL import Image
 from app import blur_train
 from app.engine.blur_net import BLUR_WEIGHTS, MIN_SIDE, BlurNet, load_blur_net, read_blur, read_blur_with
 from app.engine.config import EngineConfig
-from app.engine.degradation import SonDegradation, gaussian_kernel
+from app.engine import degradation
+from app.engine.degradation import KernelEstimate, SonDegradation, gaussian_kernel
 from app.engine.resize import kernel_downscale
 from app.errors import ConfigError
 from tests.test_degradation import dead_leaves
@@ -58,6 +59,17 @@ def test_son_degradation_uses_the_learned_reader_where_asked(scene):
     described = planned.describe()["kernel"]
     assert described["kind"] == "gaussian" and described["sigma"] == planned.kernel.sigma
     assert SonDegradation.plan(EngineConfig(kernel_estimator="learned"), lr, None).kernel is None
+
+
+@pytest.mark.parametrize("estimator, scale_factor, used", [
+    ("auto", 2.0, "learned"), ("auto", 3.0, "recurrence"), ("learned", 2.0, "learned"),
+    ("recurrence", 2.0, "recurrence")])
+def test_auto_reads_with_the_learned_reader_where_it_was_trained(monkeypatch, estimator, scale_factor, used):
+    monkeypatch.setattr(degradation, "read_kernel", lambda image: KernelEstimate(1.11, float("nan")))
+    monkeypatch.setattr(degradation, "estimate_kernel", lambda image, *args: KernelEstimate(0.77, 0.0))
+    config = EngineConfig(estimate_kernel=True, kernel_estimator=estimator, scale_factor=scale_factor)
+    sigma = SonDegradation.plan(config, torch.rand(1, 3, 64, 64), None).kernel.sigma
+    assert sigma == {"learned": 1.11, "recurrence": 0.77}[used]
 
 
 def test_the_learned_reader_is_refused_at_a_scale_it_was_not_trained_for():

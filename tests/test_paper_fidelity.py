@@ -172,7 +172,7 @@ def test_an_estimated_kernel_lines_up_as_estimated_kernel_alignment_says(tiny_co
     monkeypatch.setattr(zssr, "make_downscale", make_downscale)
     monkeypatch.setattr(zssr, "enlarge", enlarge)
     config = tiny_config.replace(self_ensemble=True, num_epochs=2, estimate_kernel=True,
-                                 estimated_kernel_alignment=alignment)
+                                 kernel_estimator="recurrence", estimated_kernel_alignment=alignment)
     result = super_resolve(rgb_image, config)
     assert result.degradation["kernel"] == {"kind": "gaussian", "sigma": 1.0, "size": 9}
     [(kernel, used)] = made

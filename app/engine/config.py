@@ -138,11 +138,12 @@ class EngineConfig:
                                          "noise_std (real photos)")
     estimate_kernel: bool = option(False, "LR sons are made with the blur kernel estimated from the input (a "
                                           "Gaussian or bicubic; integer scale_factor, no kernel file)")
-    kernel_estimator: str = option("recurrence", "how estimate_kernel reads the blur: recurrence (the Gaussian, or "
-                                                 "bicubic, under which the input's patches recur best in its son) "
-                                                 "or learned (a small CNN trained on external images made small "
-                                                 "with known Gaussians; scale_factor 2)",
-                                   choices=("recurrence", "learned"))
+    kernel_estimator: str = option("auto", "how estimate_kernel reads the blur: learned (a small CNN trained on "
+                                           "external images made small with known Gaussians; scale_factor 2), "
+                                           "recurrence (the Gaussian, or bicubic, under which the input's patches "
+                                           "recur best in its son), or auto (learned at scale_factor 2, "
+                                           "recurrence otherwise)",
+                                   choices=("auto", "learned", "recurrence"))
     estimated_kernel_alignment: str = option("centred", "how an estimated kernel lines LR pixels up with HR "
                                                         "pixels: centred (a camera's pixels, MATLAB bicubic) or "
                                                         "direct (test sets sampled at 0, s, 2s, ...: MZSR's)",
@@ -187,7 +188,7 @@ class EngineConfig:
             raise ConfigError("crop_size", f"must be at least twice scale_factor ({self.scale_factor})")
         if self.estimate_kernel and self.kernel_estimator == "learned" and self.scale_factor != 2:
             raise ConfigError("kernel_estimator", f"learned reads blur made small by x2 only; scale_factor is "
-                                                  f"{self.scale_factor:g} (use recurrence)")
+                                                  f"{self.scale_factor:g} (use auto or recurrence)")
         if self.gradual_mode == "grow" and self.scale_times > 1:
             # Each step's sons are its total scale below their fathers: MATLAB bicubic does any scale, a kernel
             # (and a warm start made for later steps) only scale_factor.

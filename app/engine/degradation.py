@@ -215,7 +215,8 @@ class SonDegradation:
         jpeg = jpeg if config.sons_jpeg else None
         kernel = None
         if config.estimate_kernel and config.kernel is None and float(config.scale_factor).is_integer():
-            if config.kernel_estimator == "learned":
+            if config.kernel_estimator == "learned" or (config.kernel_estimator == "auto"
+                                                         and config.scale_factor == 2):
                 kernel = read_kernel(source)
             else:
                 kernel = estimate_kernel(_centre(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
