@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.engine.blur_net import BlurNet
+from app.engine.blur_net import BlurNet, read_blur_with
 from app.engine.degradation import blur_downscale, gaussian_kernel
 from app.engine.image_io import load_image, luma, to_planes
 from app.engine.resize import kernel_downscale
@@ -78,8 +78,6 @@ def sample_batch(images: list[torch.Tensor], rng: np.random.Generator, batch: in
 def held_out_errors(net: BlurNet, images: list[torch.Tensor]) -> dict:
     """Per held-out std: the mean and the mean absolute error of the std read on whole images (the engine's
     read: a centre crop of at most 256 LR px), made small as the benchmark does (a mirrored border)."""
-    from app.engine.blur_net import read_blur_with
-
     out = {}
     for sigma in HELD_OUT_SIGMAS:
         kernel = gaussian_kernel(sigma, sigma, 0.0, 1, KERNEL_SIDE)

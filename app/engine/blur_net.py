@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from app.engine.image_io import luma
+from app.engine.image_io import centre_crop, luma
 
 BLUR_WEIGHTS = Path(__file__).parent / "weights" / "blur_x2.pt"
 # (in, out, stride) of each 3x3 convolution; no padding, so no border effect enters the estimate.
@@ -70,9 +70,6 @@ def read_blur(image: torch.Tensor, path: str | Path = BLUR_WEIGHTS) -> float | N
 @torch.no_grad()
 def read_blur_with(net: BlurNet, image: torch.Tensor) -> float | None:
     """`net`'s reading of the centre crop (at most READ_SIDE) of the (1, C, H, W) image; None below MIN_SIDE."""
-    h, w = image.shape[-2:]
-    if min(h, w) < MIN_SIDE:
+    if min(image.shape[-2:]) < MIN_SIDE:
         return None
-    y, x = (h - min(h, READ_SIDE)) // 2, (w - min(w, READ_SIDE)) // 2
-    crop = luma(image.float().cpu())[..., y:y + READ_SIDE, x:x + READ_SIDE]
-    return float(math.exp(float(net(crop))))
+    return float(math.exp(float(net(luma(centre_crop(image, READ_SIDE).float().cpu())))))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from app.engine.config import EngineConfig
-from app.engine.image_io import luma
+from app.engine.image_io import centre_crop, luma
 from app.engine.jpeg import JpegProfile
 
 # (N, C, h, w) in [0, 1] -> the same, degraded; applied to LR sons after the noise.
@@ -219,7 +219,7 @@ class SonDegradation:
                                                          and config.scale_factor == 2):
                 kernel = read_kernel(source)
             else:
-                kernel = estimate_kernel(_centre(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
+                kernel = estimate_kernel(centre_crop(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
                                          None if jpeg is None else jpeg_compress(jpeg))
         return cls(noise_std, estimated, jpeg, kernel)
 
@@ -232,9 +232,3 @@ class SonDegradation:
         return {"noise_std": round(self.noise_std, 5), "noise_estimated": self.noise_estimated,
                 "jpeg": None if self.jpeg is None else self.jpeg.describe(),
                 "kernel": None if self.kernel is None else self.kernel.describe()}
-
-
-def _centre(image: torch.Tensor, side: int) -> torch.Tensor:
-    h, w = image.shape[-2:]
-    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return image[..., y:y + side, x:x + side]

@@ -93,3 +93,10 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     if image.shape[1] == 1:
         return image
     return 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+
+
+def centre_crop(image: torch.Tensor, side: int) -> torch.Tensor:
+    """The middle `side` x `side` of an (N, C, H, W) image (a side shorter than `side` is kept whole)."""
+    h, w = image.shape[-2:]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[..., y:y + side, x:x + side]

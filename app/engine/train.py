@@ -99,7 +99,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     """
     noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)
-    optimizer = optimizer or torch.optim.Adam(net.parameters())
+    if optimizer is None:
+        optimizer = torch.optim.Adam(net.parameters())
     for group in optimizer.param_groups:
         group["lr"] = policy.lr
     multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
