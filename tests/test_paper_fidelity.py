@@ -248,11 +248,17 @@ def test_the_authors_initialisation_draws_every_layer_at_their_variance():
     assert abs(float(first.weight.detach().std()) / np.sqrt(2.0 / (first.in_channels * 9)) - 1) < 0.15
 
 
+AUTHORS_STEPS = ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0))
+
+
 def test_the_presets_pin_the_authors_choices_whatever_the_config_says():
     odd = EngineConfig(father_augment="warp", father_sampling="source", gradual_mode="grow", init_variance=0.1,
-                       carry_optimizer=True)
+                       carry_optimizer=True, gradual_scales=[[1, 2], [2, 2]])
     for name in PRESETS:
         config = preset_config(name, base=odd)
-        assert (config.father_augment, config.father_sampling, config.gradual_mode, config.init_variance,
-                config.carry_optimizer) == ("dihedral", "area", "chain", None, False), name
+        assert (config.father_augment, config.father_sampling, config.init_variance,
+                config.carry_optimizer) == ("dihedral", "area", None, False), name
+        # Every preset but the authors' gradual x2 is one chain of steps; that one is its own six.
+        gradual = (config.gradual_mode, config.gradual_scales)
+        assert gradual == (("grow", AUTHORS_STEPS) if name == "paper-gradual" else ("chain", None)), name
     assert preset_config("paper", base=odd, father_augment="warp").father_augment == "warp"  # an override wins

@@ -49,8 +49,12 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
     if typing.get_origin(annotation) is tuple:
         if not isinstance(value, (list, tuple)) or not value:
             raise ConfigError(key, f"expected a non-empty list, got {value!r}")
-        item = typing.get_args(annotation)[0]
-        return tuple(_check_type(key, v, item) for v in value)
+        items = typing.get_args(annotation)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return tuple(_check_type(key, v, items[0]) for v in value)
+        if len(value) != len(items):  # a fixed-length tuple: tuple[float, float] is a pair
+            raise ConfigError(key, f"expected a list of {len(items)}, got {value!r}")
+        return tuple(_check_type(key, v, item) for v, item in zip(value, items))
     raise TypeError(f"unsupported annotation {annotation!r} for {key}")
 
 
@@ -61,8 +65,7 @@ def validate(instance: Any) -> None:
         value = _check_type(f.name, getattr(instance, f.name), hints[f.name])
         object.__setattr__(instance, f.name, value)
         meta = f.metadata
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
+        for v in _leaves(value):
             if v is None or isinstance(v, bool):
                 continue
             if meta.get("choices") is not None and v not in meta["choices"]:
@@ -73,6 +76,13 @@ def validate(instance: Any) -> None:
                 raise ConfigError(f.name, f"must be {relation} {lo}; got {v!r}")
             if hi is not None and v > hi:
                 raise ConfigError(f.name, f"must be at most {hi}; got {v!r}")
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The scalars of a value, lists of lists flattened (each is checked against the key's range)."""
+    if isinstance(value, tuple):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
 
 
 def build(cls: type, values: Mapping[str, Any]) -> Any:
@@ -127,6 +137,11 @@ class EngineConfig:
                                         "itself by scale_factor ** k, learning from the input and the earlier "
                                         "outputs; integer scale_factor, bicubic sons)",
                                choices=("chain", "grow"))
+    gradual_scales: tuple[tuple[float, float], ...] | None = option(
+        None, "grow: the total (vertical, horizontal) scale of each gradual step, the last equal to scale_factor "
+              "** scale_times on both axes; the authors' gradual x2 is [[1, 1.5], [1.5, 1], [1.5, 1.5], [1.5, 2], "
+              "[2, 1.5], [2, 2]] (about 0.3 dB above one x2 step, at six times the time, by their README); "
+              "null: scale_factor ** k at step k")
     carry_optimizer: bool = option(False, "gradual steps after the first go on with the Adam state (moments) "
                                           "of the steps before, as the authors' code does; false: a fresh Adam "
                                           "each step")
@@ -198,6 +213,39 @@ class EngineConfig:
                 if getattr(self, key):
                     raise ConfigError("gradual_mode", f"grow makes each step's sons with MATLAB bicubic at the "
                                                       f"step's total scale; it cannot be used with {key}")
+
+        if self.gradual_scales is not None:
+            self._check_gradual_scales()
+
+    def _check_gradual_scales(self) -> None:
+        total = self.total_scale
+        if self.gradual_mode != "grow":
+            raise ConfigError("gradual_scales", "needs gradual_mode grow (each step enlarges the input itself)")
+        if self.gradual_scales[-1] != (total, total):
+            raise ConfigError("gradual_scales", f"the last step must be the total scale [{total:g}, {total:g}]; "
+                                                f"got {list(self.gradual_scales[-1])}")
+        if any(not 1 <= s <= total for pair in self.gradual_scales for s in pair):
+            raise ConfigError("gradual_scales", f"every scale must be at least 1 and at most the total scale "
+                                                f"{total:g}")
+        if any(pair == (1.0, 1.0) for pair in self.gradual_scales):
+            raise ConfigError("gradual_scales", "a step of [1, 1] enlarges nothing")
+        if len(self.gradual_scales) > 1 and self.gradual_scales[-2] == self.gradual_scales[-1]:
+            raise ConfigError("gradual_scales", "the total scale is listed twice at the end")
+        for key in ("kernel", "estimate_kernel", "later_warm_start"):
+            if getattr(self, key):
+                raise ConfigError("gradual_scales", f"steps at their own scales make sons with MATLAB bicubic; "
+                                                    f"they cannot be used with {key}")
+
+    @property
+    def steps(self) -> tuple[tuple[float, float], ...]:
+        """The (vertical, horizontal) scale each gradual step enlarges by: the total scale so far in `grow` mode
+        (from the input itself), `scale_factor` in `chain` mode (from the previous output)."""
+        if self.gradual_scales is not None:
+            return self.gradual_scales
+        s = self.scale_factor
+        if self.gradual_mode == "grow":
+            return tuple((s ** k, s ** k) for k in range(1, self.scale_times + 1))
+        return ((s, s),) * self.scale_times
 
     @property
     def total_scale(self) -> float:

@@ -38,6 +38,13 @@ def reversed_axes(index: int) -> tuple[bool, bool]:
     return bool(forward(y)[0, 0] == 1), bool(forward(x)[0, 0] == 2)
 
 
+def keeps_axes(index: int) -> bool:
+    """Whether transform `index` keeps rows as rows (no quarter turn): the identity, the half turn and the two
+    flips along an axis."""
+    forward = DIHEDRAL[index][0]
+    return tuple(forward(torch.zeros(2, 3)).shape) == (2, 3)
+
+
 def kernel_symmetries(kernel, tolerance: float = 1e-6) -> tuple[int, ...]:
     """The transforms under which a 2-D blur kernel is unchanged (all 8 for an isotropic Gaussian, the identity
     alone for a generic one): only these keep a training pair, or a test image, made with that kernel."""

@@ -6,9 +6,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from app.engine.dihedral import ALL, DIHEDRAL, reversed_axes
+from app.engine.dihedral import ALL, DIHEDRAL, keeps_axes, reversed_axes
 from app.engine.pairs import Downscale, upscale
-from app.engine.resize import output_size
+from app.engine.resize import Scale, output_size, scale_pair
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -76,7 +76,7 @@ def _shift_back(x: torch.Tensor, d: int, dim: int) -> torch.Tensor:
     return x.index_select(dim, index)
 
 
-def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: float, downscale: Downscale,
+def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: Scale, downscale: Downscale,
                  iterations: int) -> torch.Tensor:
     """Make `sr` consistent with `lr`: add the enlarged difference between `lr` and `sr` downscaled."""
     for _ in range(iterations):
@@ -86,13 +86,19 @@ def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: float, downsc
 
 
 @torch.no_grad()
-def enlarge(net: Forward, lr: torch.Tensor, scale_factor: float, downscale: Downscale, *, patch_size: int,
+def enlarge(net: Forward, lr: torch.Tensor, scale_factor: Scale, downscale: Downscale, *, patch_size: int,
             halo: int, ensemble: bool, back_projection_iters: int, transforms: Sequence[int] = ALL,
             grid_shift: int = 0,
             memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-    """One gradual step: `lr` (1, C, h, w) in [0, 1] -> (1, C, ceil(h * s), ceil(w * s)), as the authors do it:
-    each transform's output is back-projected, the median taken, and the median back-projected again."""
+    """One gradual step: `lr` (1, C, h, w) in [0, 1] -> (1, C, ceil(h * sy), ceil(w * sx)), as the authors do
+    it: each transform's output is back-projected, the median taken, and the median back-projected again.
+
+    Where the two axes' scales differ, a transform that swaps the axes would enlarge each by the other's scale:
+    only the four that keep them (the authors' k = 0, 2, 4, 6) enter the ensemble."""
     size = output_size(tuple(lr.shape[-2:]), scale_factor)
+    sy, sx = scale_pair(scale_factor)
+    if sy != sx:
+        transforms = tuple(i for i in transforms if keeps_axes(i))
 
     def forward(image: torch.Tensor) -> torch.Tensor:
         interpolated = upscale(image, scale_factor, output_size(tuple(image.shape[-2:]), scale_factor))

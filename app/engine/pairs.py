@@ -11,7 +11,7 @@ import torch
 
 from app.engine.degradation import Compress
 from app.engine.dihedral import ALL, DIHEDRAL
-from app.engine.resize import cubic, imresize, kernel_downscale, output_size
+from app.engine.resize import Scale, cubic, imresize, kernel_downscale, output_size, scale_pair
 
 # The input is downscaled to these fractions of its size to make more HR fathers (the paper's "many smaller
 # versions" of the test image); each is sampled with probability proportional to its area.
@@ -28,9 +28,9 @@ WARP_MIN_SCALE, WARP_ASPECT_SIGMA, WARP_SHEAR_SIGMA = 0.5, 0.25, 0.1
 Downscale = Callable[..., torch.Tensor]
 
 
-def make_downscale(scale_factor: float, kernel: np.ndarray | None, alignment: str = "centred") -> Downscale:
-    """HR -> LR: MATLAB bicubic by 1/scale_factor, or the given blur kernel (integer factors) with `alignment`
-    ("direct" or "centred", see kernel_downscale)."""
+def make_downscale(scale_factor: Scale, kernel: np.ndarray | None, alignment: str = "centred") -> Downscale:
+    """HR -> LR: MATLAB bicubic by 1/scale_factor (per axis where two are given), or the given blur kernel
+    (integer factors, the same on both axes) with `alignment` ("direct" or "centred", see kernel_downscale)."""
     if kernel is not None:
         factor = int(round(scale_factor))
 
@@ -40,18 +40,20 @@ def make_downscale(scale_factor: float, kernel: np.ndarray | None, alignment: st
 
         return by_kernel
 
+    inverse = tuple(1 / s for s in scale_pair(scale_factor))
+
     def by_bicubic(hr: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-        return imresize(hr, 1 / scale_factor, out_size=out_size)
+        return imresize(hr, inverse, out_size=out_size)
 
     return by_bicubic
 
 
-def upscale(lr: torch.Tensor, scale_factor: float, size: tuple[int, int]) -> torch.Tensor:
+def upscale(lr: torch.Tensor, scale_factor: Scale, size: tuple[int, int]) -> torch.Tensor:
     """LR -> the network's input: bicubic enlargement to exactly `size`."""
     return imresize(lr, scale_factor, out_size=size)
 
 
-def lr_son(hr_father: torch.Tensor, scale_factor: float, downscale: Downscale, noise_std: float,
+def lr_son(hr_father: torch.Tensor, scale_factor: Scale, downscale: Downscale, noise_std: float,
            generator: torch.Generator | None = None, compress: Compress | None = None) -> torch.Tensor:
     """The network input made from a father: downscale, add noise, compress (as the photo was), enlarge back.
 
@@ -85,7 +87,7 @@ class FatherPool:
     warp: bool = False  # the authors' augmentation (see WARP_LEAVE); the pool then holds the sources alone
 
     @classmethod
-    def build(cls, sources: list[torch.Tensor], scale_factor: float, min_side: int,
+    def build(cls, sources: list[torch.Tensor], scale_factor: Scale, min_side: int,
               warp: bool = False, by_source: bool = False) -> "FatherPool":
         """Each source and its downscaled copies whose sides stay at least `min_side` (with `warp`, the sources
         alone: each warp draws its own scale), drawn by area; with `by_source`, each source (the input, each
@@ -199,6 +201,6 @@ def cubic_sample(image: torch.Tensor, py: np.ndarray, px: np.ndarray) -> torch.T
     return out
 
 
-def min_father_side(scale_factor: float) -> int:
+def min_father_side(scale_factor: Scale) -> int:
     """The smallest father side worth learning from: its son must still hold a few pixels."""
-    return max(8, int(math.ceil(4 * scale_factor)))
+    return max(8, int(math.ceil(4 * max(scale_pair(scale_factor)))))

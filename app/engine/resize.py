@@ -79,23 +79,35 @@ def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialia
     return out
 
 
-def output_size(in_size: tuple[int, int], scale: float) -> tuple[int, int]:
-    """MATLAB's output size for a scale: ceil(in * scale)."""
-    return tuple(int(math.ceil(n * scale - 1e-9)) for n in in_size)
+# One scale for both axes, or (vertical, horizontal): the authors' gradual x2 passes through x1.5 on one axis only.
+Scale = float | tuple[float, float]
 
 
-def imresize(x: torch.Tensor, scale: float | None = None, out_size: tuple[int, int] | None = None,
+def scale_pair(scale: Scale) -> tuple[float, float]:
+    """(vertical, horizontal) of a scale given for both axes or per axis."""
+    if isinstance(scale, (tuple, list)):
+        return float(scale[0]), float(scale[1])
+    return float(scale), float(scale)
+
+
+def output_size(in_size: tuple[int, int], scale: Scale) -> tuple[int, int]:
+    """MATLAB's output size for a scale: ceil(in * scale), per axis."""
+    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(in_size, scale_pair(scale)))
+
+
+def imresize(x: torch.Tensor, scale: Scale | None = None, out_size: tuple[int, int] | None = None,
              antialias: bool = True) -> torch.Tensor:
     """Bicubic resize of the last two dims of `x` (float tensor, any leading dims), as MATLAB's imresize.
 
-    Give `scale`, `out_size`, or both (then `scale` sets the sampling geometry, as in MATLAB).
+    Give `scale` (one for both axes, or (vertical, horizontal)), `out_size`, or both (then `scale` sets the
+    sampling geometry, as in MATLAB).
     """
     if scale is None and out_size is None:
         raise ValueError("imresize needs scale or out_size")
     in_size = tuple(x.shape[-2:])
     if out_size is None:
         out_size = output_size(in_size, scale)
-    scales = (scale, scale) if scale is not None else (out_size[0] / in_size[0], out_size[1] / in_size[1])
+    scales = scale_pair(scale) if scale is not None else (out_size[0] / in_size[0], out_size[1] / in_size[1])
     # Resize the axis that shrinks most first: fewer samples to carry into the second pass.
     order = (0, 1) if out_size[0] / in_size[0] <= out_size[1] / in_size[1] else (1, 0)
     for axis in order:

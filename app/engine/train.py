@@ -14,6 +14,7 @@ from app.engine.config import EngineConfig
 from app.engine.degradation import Compress
 from app.engine.lr_policy import LearningRatePolicy
 from app.engine.pairs import Downscale, FatherPool, lr_son
+from app.engine.resize import Scale, scale_pair
 from app.errors import Cancelled
 
 # (iteration, loss, lr); off the CPU the loss is the latest one read: at the first iteration, then every
@@ -41,7 +42,7 @@ class ReconstructionProbe:
     target: torch.Tensor
 
     @classmethod
-    def from_image(cls, image: torch.Tensor, scale_factor: float, downscale: Downscale,
+    def from_image(cls, image: torch.Tensor, scale_factor: Scale, downscale: Downscale,
                    max_side: int = 256, compress: Compress | None = None) -> "ReconstructionProbe":
         """`image` (1, C, H, W); a centre crop of at most `max_side` keeps the probe cheap on big photos."""
         h, w = image.shape[-2:]
@@ -83,7 +84,7 @@ def _psnr(x: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, config: EngineConfig, *,
-          scale_factor: float, downscale: Downscale, rng: np.random.Generator,
+          scale_factor: Scale, downscale: Downscale, rng: np.random.Generator,
           generator: torch.Generator | None = None, deadline: float | None = None,
           on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
           memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
@@ -103,7 +104,9 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
         optimizer = torch.optim.Adam(net.parameters())
     for group in optimizer.param_groups:
         group["lr"] = policy.lr
-    multiple = int(round(scale_factor)) if float(scale_factor).is_integer() else 1
+    # Crops a whole number of LR pixels wide where the scale is one integer (a kernel's sons are sampled so).
+    sy, sx = scale_pair(scale_factor)
+    multiple = int(sy) if sy == sx and sy.is_integer() else 1
     loss_value, done, exhausted, pixels = float("nan"), 0, False, 0
     loss = None
     started = time.monotonic()

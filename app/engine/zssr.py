@@ -15,7 +15,7 @@ from app.engine.checks import config_kernel
 from app.engine.config import EngineConfig
 from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
-from app.engine.dihedral import ALL, kernel_symmetries
+from app.engine.dihedral import ALL, keeps_axes, kernel_symmetries
 from app.engine.image_io import Planes, from_planes, luma, to_planes
 from app.engine.infer import enlarge
 from app.engine.jpeg import JpegProfile
@@ -131,7 +131,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
 
     Each gradual step trains (continuing from the previous step's weights, with the earlier outputs added to the
     HR fathers) and then enlarges the previous output by `scale_factor` (`gradual_mode` chain) or the input by
-    `scale_factor` ** step (grow). Raises Cancelled when `should_stop()` turns True.
+    the step's total scale (grow: `scale_factor` ** step, or `gradual_scales`). Raises Cancelled when
+    `should_stop()` turns True.
     """
     started = time.monotonic()
     device = select_device(config.device)
@@ -169,20 +170,22 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     grow = config.gradual_mode == "grow"
     # The authors' code keeps one Adam through all steps (its moments carry over); by default each step starts one.
     optimizer = torch.optim.Adam(model.parameters()) if config.carry_optimizer else None
-    for step in range(1, config.scale_times + 1):
+    steps = config.steps
+    for step, step_scale in enumerate(steps, start=1):
         if on_phase is not None:
             on_phase(step, "training")
-        step_scale = config.scale_factor ** step if grow else config.scale_factor
-        if grow and step > 1:
+        sy, sx = step_scale
+        step_scale = sy if sy == sx else step_scale
+        if grow and (step > 1 or config.gradual_scales is not None):
             downscale = make_downscale(step_scale, None)
         deadline = None
         if budget_end is not None:
             left = budget_end - time.monotonic()
-            if step == 1 and config.first_step_share is not None and config.scale_times > 1:
+            if step == 1 and config.first_step_share is not None and len(steps) > 1:
                 deadline = time.monotonic() + left * config.first_step_share
             else:
                 # What is left of the budget, split evenly over the steps still to come.
-                deadline = time.monotonic() + left / (config.scale_times - step + 1)
+                deadline = time.monotonic() + left / (len(steps) - step + 1)
         if step == 2 and not grow:
             # A later step's input is the previous step's output: clean, never JPEG-compressed. Its sons are
             # not compressed either, and `later_warm_start` (when set) fits such inputs better than the weights
@@ -226,7 +229,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
         totals.infer_seconds += time.monotonic() - enlarge_started
-        copies = len(transforms) if config.self_ensemble else 1
+        copies = (len(transforms) if sy == sx else sum(map(keeps_axes, transforms))) if config.self_ensemble else 1
         totals.infer_pixels += current.shape[-2] * current.shape[-1] * copies
         sources.append(current)
 
