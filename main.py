@@ -164,7 +164,7 @@ def write_image(image: Image.Image, path: Path, fmt: str, quality: int) -> None:
 def log_result(source: Path, target: str, engine: EngineConfig, image: Image.Image, result: SRResult) -> None:
     log.info("%s (%dx%d) -> %s (%dx%d): x%g in %d steps, %d iterations %s, %.1f s on %s%s", source,
              image.width, image.height, target, result.image.width, result.image.height, engine.total_scale,
-             engine.scale_times, result.iterations, list(result.iterations_per_step), result.seconds, result.device,
+             len(engine.steps), result.iterations, list(result.iterations_per_step), result.seconds, result.device,
              " (time budget spent)" if result.budget_exhausted else "")
     if result.self_check is not None:
         check = result.self_check
@@ -189,7 +189,7 @@ def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str
         raise UsageError("config key 'output': give an output path or set base64 true")
     pil_format = pillow_format(service.output, fmt) if service.output else FORMATS[fmt or "png"][0]
     try:
-        image, result = enlarge(source, engine, ProgressBar(engine.scale_times, engine.num_epochs, disable=quiet))
+        image, result = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet))
         if service.output:
             write_image(result.image, Path(service.output), pil_format, quality)
         else:
@@ -216,7 +216,7 @@ def run_batch(sources: list[Path], out_dir: Path, engine: EngineConfig, fmt: str
                                        file=sys.stderr) as bar:
         for source, output in zip(sources, outputs):
             bar.set_postfix_str(source.name)
-            progress = ProgressBar(engine.scale_times, engine.num_epochs, disable=quiet, leave=False)
+            progress = ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet, leave=False)
             try:
                 image, result = enlarge(source, engine, progress)
                 write_image(result.image, output, FORMATS[fmt][0], quality)
