@@ -24,6 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import DEFAULT_PATH, ServiceConfig, load_settings, parse_value
 from app.engine import EngineConfig, SRResult, load_image, super_resolve
+from app.engine.config import ENGINE_KEYS
 from app.engine.presets import PRESETS, preset_config
 from app.errors import ZSSRError
 from app.jobs.output import DEFAULT_QUALITY, FORMATS
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("give the input as arguments or as --image, not both")
         settings = load_settings(config_path)
         if preset:
-            settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine)))
+            # The command line's engine keys go in with the preset (it may depend on the scale they give) and win.
+            engine_args = {k: v for k, v in args.items() if k in ENGINE_KEYS}
+            settings = settings.replace(**dataclasses.asdict(preset_config(preset, settings.engine, **engine_args)))
         settings = settings.replace(**args)
         engine, service = settings.engine, settings.service
         inputs = inputs or ([service.image] if service.image else [])

@@ -4,6 +4,7 @@ the other, to x2. Scales per axis run through resizing, sons, the ensemble and t
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -15,7 +16,9 @@ from app.engine.dihedral import ALL, keeps_axes
 from app.engine.infer import enlarge
 from app.engine.pairs import lr_son, make_downscale
 from app.engine.presets import AUTHORS_GRADUAL_X2, preset_config
+from app.engine.network import ZSSRNet
 from app.engine.resize import imresize
+from app.engine.train import ReconstructionProbe, SelfCheck
 from app.errors import ConfigError
 
 
@@ -117,6 +120,7 @@ def test_gradual_scales_from_a_config_file_and_its_refusals(tiny_config):
         "expected a list of 2": {"gradual_scales": [[1, 2, 3], [2, 2]]},
         "at least 1 and": {"gradual_scales": [[0.5, 2], [2, 2]]},
         "listed twice": {"gradual_scales": [[2, 2], [2, 2]]},
+        "listed twice: \\[\\[1.0, 2.0\\]\\]": {"gradual_scales": [[1, 2], [2, 1], [1, 2], [2, 2]]},
         "cannot be used with kernel": {"gradual_scales": [[2, 2]], "kernel": "k.npy"},
     }
     for message, change in refused.items():
@@ -124,9 +128,59 @@ def test_gradual_scales_from_a_config_file_and_its_refusals(tiny_config):
             grow.replace(**change)
 
 
-def test_the_paper_gradual_preset_is_x2_only():
+def test_the_paper_gradual_preset_is_the_authors_six_steps_at_x2_and_grows_at_other_scales():
     config = preset_config("paper-gradual", EngineConfig(), scale_factor=2.0, scale_times=1)
     assert config.gradual_mode == "grow" and len(config.steps) == 6
     assert preset_config("paper", config).gradual_scales is None  # `paper` undoes it
-    with pytest.raises(ConfigError, match="gradual_scales"):
-        preset_config("paper-gradual", EngineConfig(), scale_factor=2.0, scale_times=2)
+    x4 = preset_config("paper-gradual", EngineConfig(), scale_factor=2.0, scale_times=2)
+    assert (x4.gradual_mode, x4.steps) == ("grow", ((2.0, 2.0), (4.0, 4.0)))
+    # The scale is resolved after the overrides: a base at x8 and a caller's x2 give the six steps.
+    x8 = EngineConfig(scale_factor=2.0, scale_times=3)
+    assert preset_config("paper-gradual", x8).steps == ((2.0, 2.0), (4.0, 4.0), (8.0, 8.0))
+    assert len(preset_config("paper-gradual", x8, scale_times=1).steps) == 6
+    # An explicit list wins over the preset's.
+    assert preset_config("paper-gradual", x8, gradual_scales=[[4, 4], [8, 8]]).steps == ((4.0, 4.0), (8.0, 8.0))
+
+
+def test_the_self_check_waits_for_the_first_step_that_enlarges_both_axes(tiny_config, rgb_image, monkeypatch):
+    # The authors' first two steps enlarge one axis by 1.5: a rebuild along one axis says little about the image,
+    # so the check (and a fall back to bicubic) comes after step 3, the first x1.5 on both axes.
+    seen = record(monkeypatch)
+    checked = []
+
+    def self_check(probe, net):
+        checked.append(len(seen["train"]))
+        assert probe.son.shape == probe.target.shape
+        return SelfCheck(20.0, 30.0)  # the network behind bicubic
+
+    monkeypatch.setattr(ReconstructionProbe, "self_check", self_check)
+    config = tiny_config.replace(gradual_mode="grow", gradual_scales=AUTHORS_GRADUAL_X2, self_check_fallback=True)
+    result = super_resolve(rgb_image, config)
+    assert checked == [3] and result.fallback and result.self_check == {"zssr_db": 20.0, "bicubic_db": 30.0}
+    assert len(result.iterations_per_step) == 3 and len(seen["enlarge"]) == 2
+    assert result.image.size == (2 * rgb_image.width, 2 * rgb_image.height)
+
+
+def test_the_budget_is_split_over_the_six_steps_and_the_enlarging_work_counts_the_copies_made(
+        tiny_config, rgb_image, monkeypatch):
+    deadlines = []
+    real_train = zssr.train
+
+    def train(*args, **kwargs):
+        deadlines.append(kwargs["deadline"] - time.monotonic())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(zssr, "train", train)
+    config = tiny_config.replace(gradual_mode="grow", gradual_scales=AUTHORS_GRADUAL_X2, self_ensemble=True,
+                                 time_budget_s=600.0)
+    result = super_resolve(rgb_image, config)
+    # Step 1 may spend a sixth of the budget, each later one an even share of what is left over the steps to
+    # come (the tiny steps spend almost none of theirs: 600 s over 6, 5, ... 1 steps).
+    assert deadlines == pytest.approx([600 / n for n in (6, 5, 4, 3, 2, 1)], abs=2.0)
+    # Enlarging runs the network on four copies where the axes' scales differ, eight where they agree.
+    h, w = rgb_image.height, rgb_image.width
+    sizes = [(h, 3 * w // 2), (3 * h // 2, w), (3 * h // 2, 3 * w // 2), (3 * h // 2, 2 * w),
+             (2 * h, 3 * w // 2), (2 * h, 2 * w)]
+    copies = [4, 4, 8, 4, 4, 8]
+    flops = ZSSRNet(config).flops_per_pixel
+    assert result.infer_gflop == pytest.approx(flops * sum(a * b * c for (a, b), c in zip(sizes, copies)) / 1e9)

@@ -229,8 +229,9 @@ class EngineConfig:
                                                 f"{total:g}")
         if any(pair == (1.0, 1.0) for pair in self.gradual_scales):
             raise ConfigError("gradual_scales", "a step of [1, 1] enlarges nothing")
-        if len(self.gradual_scales) > 1 and self.gradual_scales[-2] == self.gradual_scales[-1]:
-            raise ConfigError("gradual_scales", "the total scale is listed twice at the end")
+        twice = sorted({pair for pair in self.gradual_scales if self.gradual_scales.count(pair) > 1})
+        if twice:
+            raise ConfigError("gradual_scales", f"a step is listed twice: {[list(pair) for pair in twice]}")
         for key in ("kernel", "estimate_kernel", "later_warm_start"):
             if getattr(self, key):
                 raise ConfigError("gradual_scales", f"steps at their own scales make sons with MATLAB bicubic; "

@@ -25,7 +25,7 @@ PAPER: dict[str, Any] = {
     "warm_start": None, "time_budget_s": None,
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,
-    "carry_optimizer": False, "gradual_scales": None,
+    "carry_optimizer": False, "gradual_scales": None, "later_warm_start": None,
 }
 
 # The authors' gradual x2 (X2_GRADUAL_IDEAL_CONF in their configs.py): six steps from the input itself, through
@@ -33,6 +33,10 @@ PAPER: dict[str, Any] = {
 # the earlier outputs joining the fathers. Their README gives it about 0.3 dB over one x2 step at six times the time.
 # (Their back-projections grow over the steps, 6 to 12; here every step does `back_projection_iters`.)
 AUTHORS_GRADUAL_X2 = [[1.0, 1.5], [1.5, 1.0], [1.5, 1.5], [1.5, 2.0], [2.0, 1.5], [2.0, 2.0]]
+
+# A preset's `gradual_scales` may depend on the total scale: a dict from total scale to steps, resolved by
+# preset_config once the caller's scale is known; a total it does not list takes scale_factor ** k at step k.
+AUTHORS_GRADUAL = {2.0: AUTHORS_GRADUAL_X2}
 
 # Test-time training from the warm start: the network already knows generic detail, so a short schedule at a
 # lower rate adapts it to the image.
@@ -45,8 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": PAPER,
     # The authors' settings with bfloat16 autocast on CUDA (a no-op on the CPU).
     "paper-bf16": {**PAPER, "mixed_precision": True},
-    # The same at x2 by the authors' six gradual steps (x2 only: the last step is x2).
-    "paper-gradual": {**PAPER, "gradual_mode": "grow", "gradual_scales": AUTHORS_GRADUAL_X2},
+    # The authors' gradual mode: at x2 their six steps; at other totals, grow by scale_factor ** k at step k.
+    "paper-gradual": {**PAPER, "gradual_mode": "grow", "gradual_scales": AUTHORS_GRADUAL},
     "fast": FAST,
     # The same schedule and time as `fast`, from scratch: what the warm start buys at equal time.
     "fast-scratch": {**FAST, "warm_start": None, "lr": PAPER["lr"], "lr_stop": PAPER["lr_stop"]},
@@ -54,8 +58,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_config(name: str, base: EngineConfig | None = None, **overrides: Any) -> EngineConfig:
-    """`base` (default: EngineConfig()) with preset `name` and then `overrides` applied."""
+    """`base` (default: EngineConfig()) with preset `name` and then `overrides` applied; give the caller's scale
+    among the overrides (not after), since a preset's gradual steps may depend on it."""
     if name not in PRESETS:
         raise ConfigError("preset", f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     base = base or EngineConfig()
-    return base.replace(**{**PRESETS[name], **overrides})
+    values = {**PRESETS[name], **overrides}
+    by_total = values.get("gradual_scales")
+    if isinstance(by_total, dict):
+        total = float(values.get("scale_factor", base.scale_factor)) ** values.get("scale_times", base.scale_times)
+        values["gradual_scales"] = by_total.get(total)
+    return base.replace(**values)

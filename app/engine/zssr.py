@@ -213,8 +213,9 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                   result.loss, result.lr, result.decays)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled before enlarging")
-        if step == 1:
-            # Measured once, on the real input's own pyramid (later steps also learn from their own outputs).
+        if check is None and sy == sx:
+            # Measured once, on the real input's own pyramid (later steps also learn from their own outputs), at
+            # the first step that enlarges both axes alike (gradual_scales may start with one axis alone).
             check = probe.self_check(model)
             log.debug("self-check: network %.2f dB, bicubic %.2f dB", check.zssr_db, check.bicubic_db)
             if config.self_check_fallback and check.gain_db <= 0:

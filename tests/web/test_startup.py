@@ -99,3 +99,18 @@ def test_the_development_server_stops_at_start_with_one_line_naming_the_key(tmp_
     assert done.stderr.strip().splitlines() == [
         f"error: config key 'warm_start': cannot read weights from {tmp_path / 'weights/none.pt'}: "
         f"FileNotFoundError: [Errno 2] No such file or directory: '{tmp_path / 'weights/none.pt'}'"]
+
+
+def test_a_config_made_for_the_cli_with_its_own_gradual_steps_still_serves_every_scale(tmp_path):
+    # gradual_scales are made for one total scale (here the authors' x2); web jobs take their own x2 steps.
+    values = {"gradual_mode": "grow", "scale_times": 1, "later_warm_start": None,
+              "gradual_scales": [[1, 1.5], [1.5, 1], [1.5, 1.5], [1.5, 2], [2, 1.5], [2, 2]]}
+    path = config_file(tmp_path, **values)
+    engine = service_engine_config(load_settings(path))
+    assert engine.gradual_scales is None
+    assert [engine.replace(scale_times=n).steps[-1] for n in (1, 2, 3)] == [(2.0, 2.0), (4.0, 4.0), (8.0, 8.0)]
+    app = create_app(str(path))
+    try:
+        assert app.test_client().get("/readyz").status_code == 200
+    finally:
+        close_app(app)
