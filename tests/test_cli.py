@@ -136,6 +136,7 @@ def test_no_image_is_an_error(fake_engine, capsys, tmp_path):
     (["--device", "gpu"], "device"),
     (["--scale_factor", "2", "--crop_size", "3"], "crop_size"),
     (["--log_level", "LOUD"], "log_level"),
+    (["--preset", "paper-gradual", "--scale_factor", "abc"], "scale_factor"),  # before the preset reads it
 ])
 def test_bad_values_exit_nonzero_naming_the_key(fake_engine, capsys, input_png, tmp_path, args, key):
     output = tmp_path / "out.png"

@@ -65,7 +65,8 @@ def preset_config(name: str, base: EngineConfig | None = None, **overrides: Any)
     base = base or EngineConfig()
     values = {**PRESETS[name], **overrides}
     by_total = values.get("gradual_scales")
-    if isinstance(by_total, dict):
-        total = float(values.get("scale_factor", base.scale_factor)) ** values.get("scale_times", base.scale_times)
-        values["gradual_scales"] = by_total.get(total)
-    return base.replace(**values)
+    if not isinstance(by_total, dict):
+        return base.replace(**values)
+    # Validated (the scale included) before the steps are looked up by its total scale.
+    config = base.replace(**{**values, "gradual_scales": None})
+    return config.replace(gradual_scales=by_total.get(config.total_scale))
