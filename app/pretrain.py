@@ -1,11 +1,18 @@
-"""Pre-trains the warm-start network on external images (T91, General100, BSD200), never on benchmark sets.
+"""Pre-trains the warm-start networks on external images (T91, General100, BSD200), never on benchmark sets, in
+runs that stop and resume exactly and accumulate over sessions.
 
-    python -m app.pretrain --data ../shared/data/train --out app/engine/weights/zssr_x2.pt --minutes 30
-    python -m app.pretrain --data ../shared/data/train --out zssr_x2_photo.pt --photo --device cuda \
-        --init app/engine/weights/zssr_x2.pt --batch 32 --crop 96 --lr 5e-4 --minutes 7   # photo sons
+    # start a run planned over 24,000 iterations, saving its state every 5 minutes
+    nohup nice python -m app.pretrain --data ../shared/data/train --photo --iterations 24000 \
+        --init app/engine/weights/zssr_x2_photo.pt --state app/engine/weights/training/photo_x2.pt &
+    # carry it on (in the next session, or on a lent GPU with --device cuda)
+    nohup nice python -m app.pretrain --resume app/engine/weights/training/photo_x2.pt &
+    # write the weights alone (no optimizer state) for config.json's warm_start
+    python -m app.pretrain --export app/engine/weights/training/photo_x2.pt --out app/engine/weights/zssr_x2_photo.pt
 
-The recipe (data, crop, batch, schedule, seconds, iterations, final loss) is stored inside the weights file and
-echoed to a JSON file beside it. Test-time training on an input image then starts from these weights.
+The learning rate follows a cosine over the planned iterations (not wall-clock time), and every batch is a pure
+function of (seed, iteration): the state file (weights, Adam's moments, the iteration reached and the recipe) is all
+a resumed run needs to continue as if it had never stopped. The recipe records every segment (iterations, device,
+seconds) and the loss curve; it travels inside the weights and in a JSON file beside them.
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ import argparse
 import json
 import logging
 import math
-import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,11 +41,13 @@ from app.engine.image_io import load_image, to_planes
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, lr_son, make_downscale, min_father_side, upscale
-from app.engine.warm_start import load_weights, save_weights, sha256
+from app.engine.warm_start import load_weights, read_checkpoint, save_weights, sha256
 
 log = logging.getLogger("app.pretrain")
 
 FORBIDDEN = {"Set5", "Set14", "BSD100", "B100", "Urban100", "SunHays80"}
+# The loss curve keeps one point (the mean training loss) per this many iterations.
+CURVE_EVERY = 100
 
 
 def load_sources(folders: list[Path]) -> list[torch.Tensor]:
@@ -49,6 +61,11 @@ def load_sources(folders: list[Path]) -> list[torch.Tensor]:
     return images
 
 
+def image_folders(data: list[Path]) -> list[Path]:
+    """The folders of PNGs under each of `data` (a folder of PNGs is itself one)."""
+    return [p for d in data for p in ([d] if any(d.glob("*.png")) else sorted(x for x in d.iterdir() if x.is_dir()))]
+
+
 class PhotoDegradation:
     """LR sons as real photos arrive: a random blur (or MATLAB bicubic), sensor noise, then JPEG at a random quality.
 
@@ -60,47 +77,158 @@ class PhotoDegradation:
               "random angle, then sampling x2; noise std U(0, 0.02) on 50%; JPEG quality U(30, 95) on 75% "
               "(4:2:0 on 70% of those, else 4:4:4), through Pillow; bicubic enlargement back")
 
-    def __init__(self, factor: int, rng: np.random.Generator, generator: torch.Generator, threads: int):
-        self.factor, self.rng, self.generator = factor, rng, generator
-        self.pool = ThreadPoolExecutor(max_workers=threads)  # Pillow's codecs release the GIL
+    def __init__(self, factor: int):
+        self.factor = factor
         self.profiles: dict[tuple[int, int], JpegProfile] = {}
 
-    def _kernel(self) -> np.ndarray:
-        sy = self.rng.uniform(0.3, 1.6)
-        sx = sy if self.rng.random() < 0.5 else self.rng.uniform(0.3, 1.6)
-        return gaussian_kernel(sy, sx, self.rng.uniform(0, math.pi), self.factor, size=13)
+    def _kernel(self, rng: np.random.Generator) -> np.ndarray:
+        sy = rng.uniform(0.3, 1.6)
+        sx = sy if rng.random() < 0.5 else rng.uniform(0.3, 1.6)
+        return gaussian_kernel(sy, sx, rng.uniform(0, math.pi), self.factor, size=13)
 
-    def _jpeg(self, lr: torch.Tensor) -> torch.Tensor:
+    def _jpeg(self, lr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         pixels = (lr.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        jobs = []
+        out = []
         for image in pixels:
-            if self.rng.random() < 0.75:
-                key = (int(self.rng.integers(30, 96)), 2 if self.rng.random() < 0.7 else 0)
+            if rng.random() < 0.75:
+                key = (int(rng.integers(30, 96)), 2 if rng.random() < 0.7 else 0)
                 profile = self.profiles.setdefault(key, JpegProfile.standard(*key))
-                jobs.append(self.pool.submit(profile.roundtrip, np.ascontiguousarray(image)))
-            else:
-                jobs.append(None)
-        out = np.stack([image if job is None else job.result() for image, job in zip(pixels, jobs)])
-        return torch.from_numpy(out).permute(0, 3, 1, 2).to(lr.device, lr.dtype) / 255
+                image = profile.roundtrip(np.ascontiguousarray(image))
+            out.append(image)
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(lr.device, lr.dtype) / 255
 
-    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         n = hr.shape[0]
-        bicubic = torch.from_numpy(self.rng.random(n) < 0.25)
-        kernels = torch.from_numpy(np.stack([self._kernel() for _ in range(n)]))
+        bicubic = torch.from_numpy(rng.random(n) < 0.25)
+        kernels = torch.from_numpy(np.stack([self._kernel(rng) for _ in range(n)]))
         lr = blur_downscale(hr, kernels, self.factor)
         if bicubic.any():
             lr[bicubic.to(hr.device)] = make_downscale(float(self.factor), None)(hr[bicubic.to(hr.device)])
-        noise_std = torch.from_numpy(np.where(self.rng.random(n) < 0.5, self.rng.uniform(0, 0.02, n), 0.0))
-        noise = torch.randn(lr.shape, generator=self.generator, dtype=lr.dtype).to(lr.device)
+        noise_std = torch.from_numpy(np.where(rng.random(n) < 0.5, rng.uniform(0, 0.02, n), 0.0))
+        noise = torch.randn(lr.shape, generator=generator, dtype=lr.dtype).to(lr.device)
         lr = lr + noise_std.to(lr)[:, None, None, None] * noise
-        return upscale(self._jpeg(lr), float(self.factor), tuple(hr.shape[-2:]))
+        return upscale(self._jpeg(lr, rng), float(self.factor), tuple(hr.shape[-2:]))
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Plan:
+    """What a run is, fixed when it starts: its data, batches, degradation and learning-rate schedule."""
+
+    data: list[str]
+    iterations: int  # the schedule's length: the cosine reaches lr_end here
+    crop: int = 64
+    batch: int = 16
+    lr: float = 1e-3
+    lr_end: float = 1e-5
+    scale_factor: float = 2.0
+    noise_std: float = 0.0
+    photo: bool = False
+    seed: int = 0
+    init: str | None = None  # the weights the run started from
+
+    def learning_rate(self, iteration: int) -> float:
+        """Cosine from `lr` at iteration 0 to `lr_end` at `iterations` (and after)."""
+        progress = min(1.0, iteration / self.iterations)
+        return self.lr_end + 0.5 * (self.lr - self.lr_end) * (1 + math.cos(math.pi * progress))
+
+    def degradation(self) -> str:
+        return PhotoDegradation.RECIPE if self.photo else \
+            "MATLAB bicubic downscale, bicubic upscale (as the engine's LR sons)"
+
+
+@dataclass
+class Progress:
+    """Where a run stands: the iteration reached, its segments (one per invocation) and its loss curve."""
+
+    iteration: int = 0
+    segments: list[dict] = field(default_factory=list)
+    curve: list[list[float]] = field(default_factory=list)  # [iteration, mean loss over the CURVE_EVERY before]
+
+    def hours(self) -> float:
+        return sum(s["seconds"] for s in self.segments) / 3600
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def batch_maker(plan: Plan, pool: FatherPool) -> Callable[[int], Batch]:
+    """(iteration) -> (lr_son, hr_father), each (batch, C, crop, crop), drawn from the iteration's own random
+    streams: the same batch whenever and wherever it is made, so a resumed run sees what an unbroken one would."""
+    downscale = make_downscale(plan.scale_factor, None)
+    photo = PhotoDegradation(int(plan.scale_factor)) if plan.photo else None
+
+    def make(iteration: int) -> Batch:
+        rng = np.random.default_rng([plan.seed, iteration])
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        hr = pool.sample(rng, plan.crop, plan.batch, int(plan.scale_factor))
+        if photo is not None:
+            son = photo(hr, rng, generator)
+        else:
+            son = lr_son(hr, plan.scale_factor, downscale, plan.noise_std, generator)
+        return son, hr
+
+    return make
+
+
+def recipe(plan: Plan, progress: Progress, previous: dict | None) -> dict:
+    """How the weights were made, for the weights file and the JSON beside it."""
+    last_loss = progress.curve[-1][1] if progress.curve else None
+    out = {
+        "data": plan.data, "crop": plan.crop, "batch": plan.batch, "lr": plan.lr, "lr_end": plan.lr_end,
+        "schedule": f"cosine over {plan.iterations} iterations", "planned_iterations": plan.iterations,
+        "scale_factor": plan.scale_factor, "noise_std": plan.noise_std, "seed": plan.seed,
+        "degradation": plan.degradation(),
+        "augmentation": "father scales 1.0-0.5 sampled by area, 8 dihedral transforms, random crops",
+        "loss": "L1", "optimizer": "Adam", "iterations": progress.iteration,
+        "hours": round(progress.hours(), 3), "final_loss": last_loss,
+        "complete": progress.iteration >= plan.iterations, "init": plan.init,
+        "segments": progress.segments, "curve": progress.curve, "plan": asdict(plan),
+    }
+    if previous is not None:
+        out["continued_from"] = previous
+    return out
+
+
+def write_json(weights: Path, content: dict) -> None:
+    content = dict(content, sha256=sha256(weights))
+    weights.with_suffix(".json").write_text(json.dumps(content, indent=2) + "\n")
+
+
+def save_state(path: Path, net: torch.nn.Module, config: EngineConfig, optimizer: torch.optim.Optimizer,
+               plan: Plan, progress: Progress, previous: dict | None) -> None:
+    """The resumable state: weights (loadable as a warm start), Adam's state, the progress; written whole, then
+    moved into place, so a kill mid-save leaves the last good state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    made = recipe(plan, progress, previous)
+    save_weights(net, config, tmp, made, extra={"optimizer": optimizer.state_dict(),
+                                                  "progress": asdict(progress), "previous": previous})
+    tmp.replace(path)
+    write_json(path, made)
+
+
+def export(state: Path, out: Path) -> None:
+    """The weights of a state file alone (no optimizer state), with its recipe, for config.json."""
+    checkpoint = read_checkpoint(state, "--export")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save({"arch": checkpoint["arch"], "state_dict": checkpoint["state_dict"], "recipe": checkpoint["recipe"]},
+               tmp)
+    tmp.replace(out)
+    write_json(out, checkpoint["recipe"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app.pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, nargs="+", required=True, help="folders of training PNGs")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training time")
+    parser.add_argument("--data", type=Path, nargs="+", help="folders of training PNGs (a new run)")
+    parser.add_argument("--state", type=Path, help="where a new run keeps its resumable state")
+    parser.add_argument("--resume", type=Path, help="carry on the run whose state this file holds")
+    parser.add_argument("--export", type=Path, help="write the weights of this state file to --out, then stop")
+    parser.add_argument("--out", type=Path, help="with --export: the weights file to write")
+    parser.add_argument("--iterations", type=int,
+                        help="the schedule's length (a new run), or a longer one for a resumed run")
+    parser.add_argument("--stop_at", type=int, help="stop (saving) at this iteration, before the plan's end")
+    parser.add_argument("--minutes", type=float, help="stop (saving) after this much wall-clock time")
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -108,88 +236,139 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale_factor", type=float, default=2.0)
     parser.add_argument("--noise_std", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init", type=Path, help="continue from these weights (a file this script wrote)")
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="a new run starts from these weights (a file this script wrote)")
     parser.add_argument("--photo", action="store_true",
                         help="sons degraded as real photos (blur, noise, JPEG) instead of clean bicubic")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--checkpoint_every", type=float, default=120.0, help="seconds between saves")
+    parser.add_argument("--save_every", type=float, default=300.0, help="seconds between saves of the state")
     args = parser.parse_args(argv)
+    if args.export is not None:
+        if args.out is None:
+            parser.error("--export needs --out")
+    elif args.resume is None and (args.data is None or args.state is None or args.iterations is None):
+        parser.error("a new run needs --data, --state and --iterations (or --resume STATE)")
+    for name in ("iterations", "stop_at", "crop", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be at least 1, got {value}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.export is not None:
+        export(args.export, args.out)
+        log.info("wrote %s from %s", args.out, args.export)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    config = EngineConfig(seed=args.seed)
-    torch.manual_seed(args.seed)
+    config = EngineConfig()
+    torch.manual_seed(args.seed)  # a new run's initial weights; a resumed one loads its own
     net = ZSSRNet(config)
-    previous = None
-    if args.init:
-        previous = load_weights(net, args.init)["recipe"]
+    optimizer_state, previous = None, None
+    if args.resume is not None:
+        state_path = args.resume
+        checkpoint = read_checkpoint(state_path, "--resume")
+        if "progress" not in checkpoint:
+            raise SystemExit(f"{state_path} holds weights alone, not a run's state; start a run with --init")
+        plan, progress = Plan(**checkpoint["recipe"]["plan"]), Progress(**checkpoint["progress"])
+        if args.iterations is not None:
+            if args.iterations < plan.iterations:
+                raise SystemExit(f"--iterations {args.iterations} would shorten the plan of {plan.iterations}")
+            plan.iterations = args.iterations
+        net.load_state_dict(checkpoint["state_dict"])
+        optimizer_state, previous = checkpoint["optimizer"], checkpoint.get("previous")
+    else:
+        state_path = args.state
+        plan = Plan(data=[str(d) for d in args.data], iterations=args.iterations, crop=args.crop, batch=args.batch,
+                    lr=args.lr, lr_end=args.lr_end, scale_factor=args.scale_factor, noise_std=args.noise_std,
+                    photo=args.photo, seed=args.seed, init=None if args.init is None else str(args.init))
+        progress = Progress()
+        if args.init is not None:
+            previous = load_weights(net, args.init)["recipe"]
     device = select_device(args.device)
     net = net.to(device=device, memory_format=torch.channels_last)
-    folders = [p for d in args.data for p in ([d] if any(d.glob("*.png")) else sorted(x for x in d.iterdir()
-                                                                                          if x.is_dir()))]
+    optimizer = torch.optim.Adam(net.parameters(), lr=plan.lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    folders = image_folders([Path(d) for d in plan.data])
     sources = [s.to(device) for s in load_sources(folders)]
     # Fathers no smaller than the crop keep every batch at the full crop size.
-    pool = FatherPool.build(sources, args.scale_factor, max(args.crop, min_father_side(args.scale_factor)))
-    log.info("%d images from %s, %d fathers with downscaled copies, on %s", len(sources),
-             ", ".join(f.name for f in folders), len(pool.fathers), describe(device))
-    downscale = make_downscale(args.scale_factor, None)
-    rng = np.random.default_rng(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    photo = PhotoDegradation(int(args.scale_factor), rng, generator, os.cpu_count() or 1) if args.photo else None
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    budget = args.minutes * 60
-    started = last_save = time.monotonic()
-    iteration, running = 0, None
-
-    def save(final: bool) -> None:
-        recipe = {
-            "data": [f.name for f in folders], "images": len(sources), "crop": args.crop, "batch": args.batch,
-            "lr": args.lr, "lr_end": args.lr_end, "schedule": "cosine over wall-clock time",
-            "scale_factor": args.scale_factor, "noise_std": args.noise_std, "seed": args.seed,
-            "degradation": PhotoDegradation.RECIPE if photo else
-            "MATLAB bicubic downscale, bicubic upscale (as the engine's LR sons)", "device": describe(device),
-            "augmentation": "father scales 1.0-0.5 sampled by area, 8 dihedral transforms, random crops",
-            "loss": "L1", "optimizer": "Adam", "iterations": iteration,
-            "seconds": round(time.monotonic() - started, 1), "final_loss": running, "torch": str(torch.__version__),
-            "complete": final,
-        }
-        if previous is not None:
-            recipe["continued_from"] = previous
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        save_weights(net, config, tmp, recipe)
-        tmp.replace(args.out)
-        recipe["sha256"] = sha256(args.out)
-        args.out.with_suffix(".json").write_text(json.dumps(recipe, indent=2) + "\n")
-
-    net.train()
-    while (elapsed := time.monotonic() - started) < budget:
-        progress = elapsed / budget
-        lr = args.lr_end + 0.5 * (args.lr - args.lr_end) * (1 + math.cos(math.pi * progress))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        hr = pool.sample(rng, args.crop, args.batch, int(args.scale_factor))
-        if photo is not None:
-            son = photo(hr)
-        else:
-            son = lr_son(hr, args.scale_factor, downscale, args.noise_std, generator)
-        loss = F.l1_loss(net(son.contiguous(memory_format=torch.channels_last)), hr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        iteration += 1
-        value = float(loss.detach())
-        running = value if running is None else 0.99 * running + 0.01 * value
-        if iteration % 100 == 0:
-            log.info("iteration %d, %.0f s, lr %.2e, loss %.5f", iteration, elapsed, lr, running)
-        if time.monotonic() - last_save > args.checkpoint_every:
-            save(final=False)
-            last_save = time.monotonic()
-    save(final=True)
-    log.info("saved %s after %d iterations", args.out, iteration)
+    pool = FatherPool.build(sources, plan.scale_factor, max(plan.crop, min_father_side(plan.scale_factor)))
+    log.info("%d images from %s, %d fathers with downscaled copies, on %s; iteration %d of %d", len(sources),
+             ", ".join(f.name for f in folders), len(pool.fathers), describe(device), progress.iteration,
+             plan.iterations)
+    train(net, optimizer, plan, progress, batch_maker(plan, pool),
+          save=lambda: save_state(state_path, net, config, optimizer, plan, progress, previous),
+          device=device, stop_at=args.stop_at, minutes=args.minutes, save_every=args.save_every)
+    log.info("saved %s at iteration %d of %d", state_path, progress.iteration, plan.iterations)
     return 0
+
+
+def train(net: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: Plan, progress: Progress,
+          make: Callable[[int], Batch], save: Callable[[], None], device: torch.device, stop_at: int | None = None,
+          minutes: float | None = None, save_every: float = 300.0) -> None:
+    """Iterations from progress.iteration to the plan's end (or `stop_at`, or `minutes`), saving every
+    `save_every` seconds, at the end and on SIGTERM or SIGINT. The next batch is made in a thread while the
+    network trains on this one (Pillow's codecs and torch's kernels release the GIL)."""
+    end = min(plan.iterations, stop_at or plan.iterations)
+    segment = {"start": progress.iteration, "end": progress.iteration, "device": describe(device),
+               "seconds": 0.0, "torch": str(torch.__version__),
+               "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    progress.segments.append(segment)
+    started = last_save = last_log = time.monotonic()
+    deadline = started + minutes * 60 if minutes is not None else math.inf
+    stopping = []
+
+    def on_signal(signum, _frame) -> None:
+        stopping.append(signum)
+
+    previous_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def checkpoint() -> None:
+        segment["end"], segment["seconds"] = progress.iteration, round(time.monotonic() - started, 1)
+        save()
+
+    losses: list[float] = []
+    net.train()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            upcoming = prefetch.submit(make, progress.iteration) if progress.iteration < end else None
+            while upcoming is not None and not stopping and time.monotonic() < deadline:
+                son, hr = upcoming.result()
+                following = progress.iteration + 1
+                upcoming = prefetch.submit(make, following) if following < end else None
+                for group in optimizer.param_groups:
+                    group["lr"] = plan.learning_rate(progress.iteration)
+                son = son.to(device).contiguous(memory_format=torch.channels_last)
+                loss = F.l1_loss(net(son), hr.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                progress.iteration += 1
+                losses.append(float(loss.detach()))
+                if progress.iteration % CURVE_EVERY == 0:
+                    progress.curve.append([progress.iteration, round(float(np.mean(losses[-CURVE_EVERY:])), 6)])
+                now = time.monotonic()
+                if now - last_log > 60 or progress.iteration == end:
+                    done = progress.iteration - segment["start"]
+                    rate = done / (now - started)
+                    log.info("iteration %d/%d, %.2f it/s, loss %.5f, lr %.2e, ETA %.1f h", progress.iteration,
+                             plan.iterations, rate, float(np.mean(losses[-CURVE_EVERY:])),
+                             plan.learning_rate(progress.iteration), (plan.iterations - progress.iteration)
+                             / max(rate, 1e-9) / 3600)
+                    last_log = now
+                if now - last_save > save_every:
+                    checkpoint()
+                    last_save = time.monotonic()
+            if upcoming is not None:
+                upcoming.cancel()
+    finally:
+        checkpoint()
+        for s, handler in previous_handlers.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: dict) -> None:
-    """Write the network's weights with its architecture and how they were made."""
+def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: dict, extra: dict | None = None) -> None:
+    """Write the network's weights with its architecture and how they were made (and `extra` entries, such as a
+    pre-training run's optimizer state; readers of weights ignore them)."""
     arch = {k: getattr(config, k) for k in ARCH_KEYS}
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    torch.save({"arch": arch, "state_dict": state, "recipe": recipe}, path)
+    torch.save({**(extra or {}), "arch": arch, "state_dict": state, "recipe": recipe}, path)
 
 
 def read_checkpoint(path: str | Path, key: str = "warm_start") -> dict:
