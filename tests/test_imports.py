@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -33,4 +34,30 @@ def test_engine_names_load_torch_on_first_use():
 def test_the_engine_never_imports_flask():
     proc = run("import sys, app.engine.zssr, app.bench\n"
                "assert not any(m == 'flask' or m.startswith('flask.') for m in sys.modules)")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_web_imports_nothing_from_the_engine():
+    """The web reads an upload's JPEG profile through app.jpeg_profile, never through the engine package."""
+    reached = []
+    for path in sorted((ROOT / "app" / "web").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            reached += [f"{path.name}: {name}" for name in names if name.split(".")[:2] == ["app", "engine"]]
+    assert reached == []
+
+
+def test_the_jpeg_profile_reader_works_without_torch():
+    proc = run("import io, sys\n"
+               "sys.modules['torch'] = None  # any import of torch now raises ImportError\n"
+               "from PIL import Image\n"
+               "from app.jpeg_profile import JpegProfile\n"
+               "buffer = io.BytesIO()\n"
+               "Image.new('RGB', (16, 16), (200, 40, 90)).save(buffer, format='JPEG', quality=75)\n"
+               "profile = JpegProfile.read(buffer.getvalue())\n"
+               "assert profile is not None and profile.quality == 75, profile\n"
+               "assert not any(m.startswith('app.engine') for m in sys.modules), 'the engine was imported'\n"
+               "import app.engine.jpeg\n"
+               "assert app.engine.jpeg.JpegProfile is JpegProfile")
     assert proc.returncode == 0, proc.stderr

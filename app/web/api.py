@@ -13,9 +13,9 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from app.errors import (BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError,
                         UnknownJobError)
-from app.engine.jpeg import JpegProfile
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
 from app.jobs.output import DEFAULT_QUALITY, OutputSpec
+from app.jpeg_profile import JpegProfile
 from app.metrics import CONTENT_TYPE, LiveCollector, render
 from app.web.access import client_id
 from app.web.state import current
@@ -251,6 +251,8 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
                      "width": result.crop.width, "height": result.crop.height},
         "weights": result.weights,
         "later_weights": result.later_weights,
+        "weights_chosen_by": result.weights_chosen_by,
+        "learning": None if result.learning is None else list(result.learning),
         "degradation": result.degradation,
         "self_check": result.self_check,
         "fallback": result.fallback,
