@@ -61,3 +61,33 @@ def test_the_jpeg_profile_reader_works_without_torch():
                "import app.engine.jpeg\n"
                "assert app.engine.jpeg.JpegProfile is JpegProfile")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_two_modules_of_the_app_import_each_other():
+    """Imports stand in order (deferred ones inside functions count too): no module reaches itself again.
+    Packages' __init__ are left out: they are lazy façades over their own modules."""
+    modules = {".".join(path.relative_to(ROOT).with_suffix("").parts): path
+               for path in (ROOT / "app").rglob("*.py") if path.name != "__init__.py"}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+        graph[name] = sorted(targets & modules.keys())
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for target in graph[node]:
+                if target == start:
+                    return path + [start]
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, path + [target]))
+        return None
+
+    assert [cycle for cycle in map(cycle_from, sorted(graph)) if cycle] == []

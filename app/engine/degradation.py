@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,9 +19,7 @@ import torch.nn.functional as F
 from app.engine.config import EngineConfig
 from app.engine.image_io import centre_crop, luma
 from app.engine.jpeg import JpegProfile
-
-# (N, C, h, w) in [0, 1] -> the same, degraded; applied to LR sons after the noise.
-Compress = Callable[[torch.Tensor], torch.Tensor]
+from app.engine.pairs import Compress, lr_son_small, make_downscale
 
 _LAPLACE_PAIR = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 NOISE_BLOCK = 16
@@ -163,8 +160,6 @@ def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float =
     blurred none as sharp. Restricted to isotropic Gaussians; on Set5/Set14 made small with a Gaussian of std 1.41
     it reads 1.1 to 1.6 (see the README's "kernel unknown").
     """
-    from app.engine.pairs import lr_son_small, make_downscale
-
     if min(image.shape[-2:]) < 2 * scale_factor * PATCH_SIDE:
         return KernelEstimate(None, float("nan"))  # too small for its son to hold a patch: bicubic
     patches = _patches(image)

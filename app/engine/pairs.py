@@ -9,7 +9,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from app.engine.degradation import Compress
 from app.engine.dihedral import ALL, DIHEDRAL
 from app.engine.resize import Scale, cubic, imresize, kernel_downscale, output_size, scale_pair
 
@@ -26,6 +25,9 @@ WARP_MIN_SCALE, WARP_ASPECT_SIGMA, WARP_SHEAR_SIGMA = 0.5, 0.25, 0.1
 
 # (hr, out_size or None) -> lr; `out_size` pins the LR size where rounding up twice would drift (x1.5 of 7 rows).
 Downscale = Callable[..., torch.Tensor]
+# (N, C, h, w) in [0, 1] -> the same, degraded as the photo was (app.engine.degradation.jpeg_compress); applied to
+# LR sons after the noise.
+Compress = Callable[[torch.Tensor], torch.Tensor]
 
 
 def make_downscale(scale_factor: Scale, kernel: np.ndarray | None, alignment: str = "centred") -> Downscale:
