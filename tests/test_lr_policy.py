@@ -168,3 +168,48 @@ def test_shipped_settings_decay_on_a_noisy_plateau(source):
     first_check = (shipped.min_iters // shipped.lr_decay_step + 1) * shipped.lr_decay_step
     assert policy.decays and policy.decays[0] == first_check
     assert rates[first_check - 1] == pytest.approx(shipped.lr * shipped.lr_decay)
+
+
+@pytest.mark.parametrize("n", [6, 9])
+def test_slope_std_divides_by_n_minus_4_on_windows_wider_than_five(n):
+    # On five points n - 4 is 1, so only a longer window tells dividing by it from multiplying by it.
+    rng = np.random.default_rng(n)
+    x = 10.0 * np.arange(1, n + 1)
+    y = 0.5 - 0.001 * x + 0.01 * rng.standard_normal(n)
+    policy = LearningRatePolicy(config(lr_decay_range=1000))
+    for i, e in zip(x, y):
+        policy.record(int(i), float(e))
+    slope, std = policy.slope_and_std(int(x[-1]))
+    (expected_slope, _), cov = np.polyfit(x, y, 1, cov=True)
+    assert slope == pytest.approx(expected_slope, rel=1e-9)
+    assert std == pytest.approx(np.sqrt(cov[0, 0] * (n - 2) / (n - 4)), rel=1e-9)
+
+
+def test_the_point_exactly_lr_decay_range_back_is_outside_the_window():
+    # Errors at 10, 20, ..., 60; at iteration 60 a range of 50 keeps 20..60, and the outlier at 10 must not count.
+    policy = LearningRatePolicy(config(lr_decay_range=50))
+    for i, e in zip(range(10, 70, 10), (9.0, 0.5, 0.4, 0.3, 0.2, 0.1)):
+        policy.record(i, e)
+    slope, std = policy.slope_and_std(60)
+    assert slope == pytest.approx(-0.01, rel=1e-9)
+    assert std == pytest.approx(0.0, abs=1e-12)
+    policy.record(70, 0.0)
+    assert policy.slope_and_std(70) == pytest.approx((-0.01, 0.0), abs=1e-12)
+
+
+def test_the_first_check_past_min_iters_from_the_start_decays():
+    # min_iters = 9 and a check every 10: iteration 10 is more than 9 past the start (iteration 0), so it decays.
+    policy = LearningRatePolicy(config(min_iters=9, lr_decay_step=10))
+    run(policy, lambda i: 0.05 + 0.002 * (-1) ** i, 10)
+    assert policy.decays == [10]
+    near = LearningRatePolicy(config(min_iters=10, lr_decay_step=10))
+    run(near, lambda i: 0.05 + 0.002 * (-1) ** i, 10)
+    assert near.decays == []
+
+
+def test_an_exactly_constant_error_does_not_decay():
+    # Slope 0 and std 0: the authors' test is strict (-ratio * slope < std), and -0.0 < 0.0 is false.
+    policy = LearningRatePolicy(config())
+    run(policy, lambda i: 0.25, 40)  # a power of two, so the mean and residuals are exact
+    assert policy.slope_and_std(40) == (0.0, 0.0)
+    assert policy.decays == []

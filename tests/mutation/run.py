@@ -1,0 +1,127 @@
+"""Mutation testing of one module at a time: mutmut on a copy of the tree, only the fast tests that cover it, a score.
+
+    .venv/bin/python tests/mutation/run.py app/engine/lr_policy.py [--jobs 1] [--show]
+
+Needs `pip install -r tests/mutation/requirements.txt`. The tree (app/, tests/ and the files the tests read) is
+copied to a scratch folder and mutmut runs there, so the working tree never holds mutated code and other edits in
+it are not disturbed. The score is killed / (total - equivalent); the equivalent mutants, each with its reason, are
+listed in tests/mutation/EQUIVALENT.md. Survivors are printed with their diffs (all of them with --show).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EQUIVALENT = Path(__file__).with_name("EQUIVALENT.md")
+
+# Module -> the fast tests that exercise it. mutmut runs each mutant against only those of these tests that reached
+# the mutated function, so a longer list costs little per mutant but lengthens the first (coverage) pass.
+TESTS = {
+    "app/engine/lr_policy.py": ["tests/test_lr_policy.py"],
+    "app/engine/dihedral.py": ["tests/test_dihedral.py", "tests/test_infer.py"],
+    "app/jpeg_profile.py": ["tests/test_jpeg_profile.py", "tests/test_degradation.py"],
+    "app/engine/infer.py": ["tests/test_infer.py"],
+    "app/engine/resize.py": ["tests/test_resize.py"],
+    "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_output_formats.py"],
+    "app/web/access.py": ["tests/web/test_access.py"],
+    "app/jobs/output.py": ["tests/web/test_output_formats.py", "tests/test_output.py"],
+    "app/config.py": ["tests/test_config.py"],
+}
+
+# What the tests read besides app/ and tests/.
+COPIED = ["app", "tests", "pytest.ini", "config.json", "templates", "static", "README.md"]
+
+# Statuses that count as the tests noticing the mutant (a timeout is a mutant that made the tests hang).
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def copy_tree(work: Path) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "mutants")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=ignore)
+        elif source.exists():
+            shutil.copy2(source, work / name)
+
+
+def write_config(work: Path, module: str, tests: list[str]) -> None:
+    # mutmut reads its settings from setup.cfg in the folder it runs in; the repository's top level stays as it is.
+    lines = ["[mutmut]", "source_paths = app", f"only_mutate = {module}",
+             # torch is not fork-safe once the tests have run in the parent, so mutants fork from a clean server.
+             "process_isolation = forkserver",
+             "also_copy =", *(f"    {name}" for name in COPIED[2:]),
+             "pytest_add_cli_args_test_selection =", *(f"    {name}" for name in tests),
+             "pytest_add_cli_args =", "    -p", "    no:cacheprovider"]
+    (work / "setup.cfg").write_text("\n".join(lines) + "\n")
+
+
+def equivalent_names() -> set[str]:
+    return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", EQUIVALENT.read_text(encoding="utf-8")))
+
+
+def results(work: Path, mutmut: list[str]) -> dict[str, str]:
+    out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True)
+    found = (re.match(r"\s+(\S+): (.+)$", line) for line in out.stdout.splitlines())
+    return {m.group(1): m.group(2).strip() for m in found if m}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("module", choices=sorted(TESTS), help="path of the module to mutate")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (the cores are shared)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "zssr-mutation",
+                        help="scratch folder; each module gets its own subfolder, made anew on each run")
+    parser.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
+    args = parser.parse_args()
+
+    tests = [name for name in TESTS[args.module] if (ROOT / name).exists()]
+    work = args.work / args.module.replace("/", ".").removesuffix(".py")
+    copy_tree(work)
+    write_config(work, args.module, tests)
+    mutmut = ["nice", "-n", "5", sys.executable, "-m", "mutmut"]
+    # One torch thread per mutant: more only spin against each other and the background work on two cores.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    started = time.monotonic()
+    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs)], cwd=work, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    minutes = (time.monotonic() - started) / 60
+    (work / "mutmut-run.log").write_text(run.stdout)
+    if run.returncode != 0:
+        print(run.stdout[-4000:])
+        print(f"mutmut run failed ({run.returncode}); log in {work / 'mutmut-run.log'}", file=sys.stderr)
+        return 1
+
+    status = results(work, mutmut)
+    equivalent = equivalent_names()
+    killed = sorted(name for name, s in status.items() if s in DETECTED)
+    survived = sorted(name for name, s in status.items() if s not in DETECTED and name not in equivalent)
+    equal = sorted(name for name, s in status.items() if s not in DETECTED and name in equivalent)
+    stale = sorted(name for name in killed if name in equivalent)
+    for name in survived if args.show else survived[:20]:
+        shown = subprocess.run([*mutmut, "show", name], cwd=work, capture_output=True, text=True)
+        print(f"{status[name]}: {shown.stdout.strip()}\n")
+    for name in stale:
+        print(f"listed as equivalent but killed (stale entry in {EQUIVALENT.name}): {name}")
+    scored = len(status) - len(equal)
+    score = 100 * len(killed) / scored if scored else 100.0
+    print(f"tests: {' '.join(tests)}")
+    print(f"{args.module}: {len(status)} mutants, {len(killed)} killed, {len(equal)} equivalent, "
+          f"{len(survived)} survived; score {len(killed)}/{scored} = {score:.1f}% in {minutes:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
