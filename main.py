@@ -16,7 +16,7 @@ import secrets
 import sys
 import typing
 from pathlib import Path
-from typing import BinaryIO
+from typing import NamedTuple
 
 from PIL import Image
 from tqdm import tqdm
@@ -27,7 +27,7 @@ from app.engine import EngineConfig, SRResult, load_image, super_resolve
 from app.engine.config import ENGINE_KEYS
 from app.engine.presets import PRESETS, preset_config
 from app.errors import ZSSRError
-from app.jobs.output import DEFAULT_QUALITY, FORMATS
+from app.jobs.output import DEFAULT_QUALITY, FORMATS, save, with_profile
 from app.logs import configure_logging
 
 log = logging.getLogger("main")
@@ -141,28 +141,31 @@ def pillow_format(output: str, fmt: str | None) -> str:
     return FORMATS[fmt][0]
 
 
-def encode(image: Image.Image, file: BinaryIO, fmt: str, quality: int) -> None:
-    """Write `image` to `file` in Pillow format `fmt`, with `quality` where the format is lossy."""
-    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")  # JPEG has no alpha channel
-    image.save(file, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+class Enlarged(NamedTuple):
+    """An input as read (upright, CMYK in sRGB), its enlargement, and the photo's metadata that the output keeps."""
+
+    image: Image.Image
+    result: SRResult
+    icc: bytes | None  # the profile the pixels are in
+    exif: bytes | None  # as read (the encoder sets it upright and to the result's size)
 
 
-def write_image(image: Image.Image, path: Path, fmt: str, quality: int) -> None:
-    """Write `image` to `path` through a temporary file in the same folder, renamed into place only when complete,
-    so that a failed or interrupted write leaves neither a partial output nor the temporary file."""
+def write_image(enlarged: Enlarged, path: Path, fmt: str, quality: int) -> None:
+    """Write the enlargement to `path` through a temporary file in the same folder, renamed into place only when
+    complete, so that a failed or interrupted write leaves neither a partial output nor the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as file:  # "x": created with the umask's permissions, unlike mkstemp's 0600
-            encode(image, file, fmt, quality)
+            save(enlarged.result.image, file, fmt, quality, enlarged.icc, enlarged.exif)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def log_result(source: Path, target: str, engine: EngineConfig, image: Image.Image, result: SRResult) -> None:
+def log_result(source: Path, target: str, engine: EngineConfig, enlarged: Enlarged) -> None:
+    image, result = enlarged.image, enlarged.result
     log.info("%s (%dx%d) -> %s (%dx%d): x%g in %d steps, %d iterations %s, %.1f s on %s%s", source,
              image.width, image.height, target, result.image.width, result.image.height, engine.total_scale,
              len(engine.steps), result.iterations, list(result.iterations_per_step), result.seconds, result.device,
@@ -174,11 +177,12 @@ def log_result(source: Path, target: str, engine: EngineConfig, image: Image.Ima
                  "; the network is not ahead, so the output is bicubic's" if result.fallback else "")
 
 
-def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar) -> tuple[Image.Image, SRResult]:
-    """Read `source` and enlarge it: (the image as read, the engine's SRResult)."""
+def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar) -> Enlarged:
+    """Read `source` and enlarge it, keeping its colour profile and EXIF for the output."""
     try:
-        image = load_image(source)
-        return image, super_resolve(image, engine, on_step=progress)
+        photo = load_image(source)
+        image, icc = with_profile(photo)
+        return Enlarged(image, super_resolve(image, engine, on_step=progress), icc, photo.info.get("exif"))
     finally:
         progress.close()
 
@@ -190,17 +194,17 @@ def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str
         raise UsageError("config key 'output': give an output path or set base64 true")
     pil_format = pillow_format(service.output, fmt) if service.output else FORMATS[fmt or "png"][0]
     try:
-        image, result = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet))
+        enlarged = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet))
         if service.output:
-            write_image(result.image, Path(service.output), pil_format, quality)
+            write_image(enlarged, Path(service.output), pil_format, quality)
         else:
             buffer = io.BytesIO()
-            encode(result.image, buffer, pil_format, quality)
+            save(enlarged.result.image, buffer, pil_format, quality, enlarged.icc, enlarged.exif)
             sys.stdout.write(base64.b64encode(buffer.getvalue()).decode("ascii") + "\n")
     except (ZSSRError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    log_result(source, service.output or "base64 on stdout", engine, image, result)
+    log_result(source, service.output or "base64 on stdout", engine, enlarged)
     return 0
 
 
@@ -219,9 +223,9 @@ def run_batch(sources: list[Path], out_dir: Path, engine: EngineConfig, fmt: str
             bar.set_postfix_str(source.name)
             progress = ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet, leave=False)
             try:
-                image, result = enlarge(source, engine, progress)
-                write_image(result.image, output, FORMATS[fmt][0], quality)
-                log_result(source, str(output), engine, image, result)
+                enlarged = enlarge(source, engine, progress)
+                write_image(enlarged, output, FORMATS[fmt][0], quality)
+                log_result(source, str(output), engine, enlarged)
             except (ZSSRError, OSError) as exc:
                 tqdm.write(f"error: skipped {source}: {exc}", file=sys.stderr)
                 failed.append(source)

@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 import main as cli
 from app.engine.presets import PRESETS
 from app.engine.zssr import SRResult
+from app.jobs.output import FORMATS, srgb_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--scale_factor", "2", "--scale_times", "1", "--model_depth", "2", "--model_width", "8",
@@ -301,3 +303,87 @@ def test_an_interrupted_write_leaves_nothing(fake_engine, input_png, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         cli.main(["--image", str(input_png), "--output", str(out / "result.png"), "--quiet"])
     assert len(writes) == 1 and list(out.iterdir()) == []
+
+
+# From Debian's libgs-common (.ci/run installs it), as the web's output tests use: Adobe RGB, gray and CMYK profiles.
+ICC = Path("/usr/share/color/icc/ghostscript")
+TAGS = ExifTags.Base
+
+
+def camera_jpeg(path: Path, image: Image.Image, icc: bytes | None) -> None:
+    """`image` saved as a camera would: EXIF with its make, a rotation to view it upright (orientation 6) and its
+    stored size, and `icc`."""
+    exif = Image.Exif()
+    exif[TAGS.Make], exif[TAGS.Orientation] = "Zeiss", 6
+    exif[TAGS.ImageWidth], exif[TAGS.ImageLength] = image.size
+    exif.get_ifd(ExifTags.IFD.Exif)[TAGS.DateTimeOriginal] = "2026:11:27 10:00:00"
+    image.save(path, format="JPEG", quality=95, exif=exif, **({"icc_profile": icc} if icc else {}))
+
+
+def assert_kept(result: Image.Image, icc: bytes | None, size: tuple[int, int]) -> None:
+    assert result.size == size and result.info.get("icc_profile") == icc
+    exif = result.getexif()
+    assert exif[TAGS.Make] == "Zeiss" and exif.get(TAGS.Orientation, 1) == 1  # the pixels are upright already
+    assert (exif[TAGS.ImageWidth], exif[TAGS.ImageLength]) == size
+    assert exif.get_ifd(ExifTags.IFD.Exif)[TAGS.DateTimeOriginal] == "2026:11:27 10:00:00"
+
+
+@pytest.mark.parametrize("fmt, pil_format", [("png", "PNG"), ("webp", "WEBP"), ("jpeg", "JPEG")])
+def test_a_photos_colour_profile_and_exif_are_kept(no_logging_setup, make_image, tmp_path, fmt, pil_format):
+    adobe_rgb = (ICC / "a98.icc").read_bytes()
+    source = tmp_path / "photo.jpg"
+    camera_jpeg(source, make_image(20, 14), adobe_rgb)  # stored 20x14, seen 14x20
+    out = tmp_path / "out"
+    assert cli.main([str(source), "--out-dir", str(out), "--format", fmt, *TINY, "--quiet"]) == 0
+    with Image.open(out / f"photo_x2.{FORMATS[fmt][2]}") as result:
+        assert result.format == pil_format
+        assert_kept(result, adobe_rgb, (28, 40))
+
+
+def test_the_single_output_and_base64_keep_them_too(no_logging_setup, make_image, capsys, tmp_path):
+    gray = (ICC / "default_gray.icc").read_bytes()
+    source = tmp_path / "photo.jpg"
+    camera_jpeg(source, make_image(20, 14, "L"), gray)
+    assert cli.main(["--image", str(source), "--output", str(tmp_path / "o.png"), *TINY, "--quiet"]) == 0
+    with Image.open(tmp_path / "o.png") as result:
+        assert result.mode == "L"
+        assert_kept(result, gray, (28, 40))
+    capsys.readouterr()
+    assert cli.main(["--image", str(source), "--output", "null", "--base64", "true", *TINY, "--quiet"]) == 0
+    with Image.open(io.BytesIO(base64.b64decode(capsys.readouterr().out.strip(), validate=True))) as result:
+        assert_kept(result, gray, (28, 40))
+
+
+def test_a_cmyk_photo_is_enlarged_in_srgb_and_tagged_so(no_logging_setup, make_image, tmp_path):
+    swop = (ICC / "default_cmyk.icc").read_bytes()
+    source = tmp_path / "print.jpg"
+    make_image(20, 14).convert("CMYK").save(source, format="JPEG", quality=95, icc_profile=swop)
+    output = tmp_path / "print.png"
+    assert cli.main(["--image", str(source), "--output", str(output), *TINY, "--quiet"]) == 0
+    with Image.open(output) as result:
+        assert result.mode == "RGB" and result.info["icc_profile"] == srgb_profile()
+
+
+@pytest.mark.parametrize("fmt, mode", [("png", "RGBA"), ("webp", "RGBA"), ("jpeg", "RGB")])
+def test_transparency_stays_where_the_format_has_it(no_logging_setup, make_image, tmp_path, fmt, mode):
+    image = make_image(20, 14, "RGBA")
+    alpha = np.zeros((14, 20), np.uint8)
+    alpha[:, 10:] = 255  # the left half transparent, the right half opaque
+    image.putalpha(Image.fromarray(alpha))
+    source = tmp_path / "logo.png"
+    image.save(source)
+    out = tmp_path / "out"
+    assert cli.main([str(source), "--out-dir", str(out), "--format", fmt, *TINY, "--quiet"]) == 0
+    with Image.open(out / f"logo_x2.{FORMATS[fmt][2]}") as result:
+        assert result.mode == mode and result.size == (40, 28)
+        if mode == "RGBA":
+            kept = np.asarray(result.getchannel("A"))
+            assert kept[:, :16].max() < 64 and kept[:, 24:].min() > 192
+
+
+def test_a_profile_that_does_not_describe_the_results_colours_is_left_out(fake_engine, make_image, tmp_path):
+    source = tmp_path / "odd.png"
+    make_image(20, 14).save(source, icc_profile=(ICC / "default_gray.icc").read_bytes())  # gray, on RGB pixels
+    assert cli.main(["--image", str(source), "--output", str(tmp_path / "o.png"), "--quiet"]) == 0
+    with Image.open(tmp_path / "o.png") as result:
+        assert result.mode == "RGB" and "icc_profile" not in result.info

@@ -1,6 +1,7 @@
 """What an enlargement is written as: its format and quality, and the photo's colour profile and EXIF carried over.
 
-Torch-free (Pillow only): the web side reads the upload's metadata, the job encodes the result with it.
+Torch-free (Pillow only): the web side reads the upload's metadata, the job encodes the result with it; the
+command line reads a file's and writes with the same encoder (`save`).
 - The ICC profile: an RGB photo keeps its own (an Adobe RGB photo stays Adobe RGB, tagged, with its pixel values
   untouched); a CMYK photo is converted to sRGB through its embedded profile (Pillow's ImageCms, not the naive
   formula) and tagged sRGB; a grayscale profile cannot tag the RGB result and is dropped.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import Image, ImageCms, ExifTags
 
@@ -54,14 +56,41 @@ def to_rgb(image: Image.Image) -> tuple[Image.Image, bytes | None]:
     if image.mode == "RGB":
         return image, icc
     if image.mode == "CMYK" and icc:
-        try:
-            converted = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                                  ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
-                                                  outputMode="RGB")
+        converted = _cmyk_to_srgb(image, icc)
+        if converted is not None:
             return converted, srgb_profile()
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a damaged profile: the naive conversion below
     return image.convert("RGB"), None
+
+
+def with_profile(image: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """The photo in its own mode (gray, alpha and palette kept, as the command line keeps them) and the ICC profile
+    its pixels are in: CMYK is converted to sRGB through its profile as in to_rgb; a profile that describes other
+    colours than the result's (a gray one on a colour result, say) is dropped."""
+    if image.mode == "CMYK":
+        return to_rgb(image)
+    icc = image.info.get("icc_profile") or None
+    gray = image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # the engine's gray results
+    if icc and _colour_space(icc) not in (None, "GRAY" if gray else "RGB"):
+        icc = None
+    return image, icc
+
+
+def _colour_space(icc: bytes) -> str | None:
+    """The colour space an ICC profile describes ("RGB", "GRAY", "CMYK"...); None if it cannot be read."""
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space.strip()
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+
+
+def _cmyk_to_srgb(image: Image.Image, icc: bytes) -> Image.Image | None:
+    """A CMYK image converted through its own profile to sRGB (Pillow's ImageCms); None if the profile is damaged."""
+    try:
+        return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                         ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
+                                         outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
 
 
 def exif_for(exif: bytes | None, size: tuple[int, int]) -> bytes | None:
@@ -90,17 +119,22 @@ def exif_for(exif: bytes | None, size: tuple[int, int]) -> bytes | None:
 
 def encode(image: Image.Image, spec: OutputSpec, *, with_exif: bool = True) -> bytes:
     """`image` (RGB) in `spec`'s format, tagged with its profile and (with_exif) the adjusted EXIF."""
-    kwargs: dict = {}
-    if spec.icc:
-        kwargs["icc_profile"] = spec.icc
-    exif = exif_for(spec.exif, image.size) if with_exif else None
-    if exif:
-        kwargs["exif"] = exif
-    name = FORMATS[spec.format][0]
+    buffer = io.BytesIO()
+    save(image, buffer, FORMATS[spec.format][0], spec.quality, spec.icc, spec.exif if with_exif else None)
+    return buffer.getvalue()
+
+
+def save(image: Image.Image, file: BinaryIO, name: str, quality: int = DEFAULT_QUALITY, icc: bytes | None = None,
+         exif: bytes | None = None) -> None:
+    """Write `image` to `file` in Pillow's format `name` (PNG, WEBP, JPEG; the command line may name others),
+    with `quality` where the format is lossy, tagged with `icc` and the photo's `exif` adjusted to the result.
+    Alpha stays where the format has it; JPEG, which has none, gets the colour alone."""
+    if name == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("L" if image.mode == "LA" else "RGB")
+    # Given even when empty: Pillow would otherwise tag the file with whatever `image.info` holds.
+    kwargs: dict = {"icc_profile": icc or b"", "exif": exif_for(exif, image.size) or b""}
     if name == "PNG":
         kwargs["compress_level"] = _PNG_LEVEL
-    else:
-        kwargs["quality"] = spec.quality
-    buffer = io.BytesIO()
-    image.save(buffer, format=name, **kwargs)
-    return buffer.getvalue()
+    elif name in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    image.save(file, format=name, **kwargs)
