@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch
@@ -9,22 +10,24 @@ import torch
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _rot(k: int) -> Transform:
-    return lambda x: torch.rot90(x, k, dims=(-2, -1))
+# Module-level functions bound with partial rather than closures made at import, so that the table's entries
+# call these functions when applied (mutation testing swaps a function's body between tests, not a closure's).
+def _rot(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.rot90(x, k, dims=(-2, -1))
 
 
-def _flip_rot(k: int) -> Transform:
-    return lambda x: torch.rot90(torch.flip(x, dims=(-1,)), k, dims=(-2, -1))
+def _flip_rot(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.rot90(torch.flip(x, dims=(-1,)), k, dims=(-2, -1))
 
 
-def _unflip_rot(k: int) -> Transform:
-    return lambda x: torch.flip(torch.rot90(x, -k, dims=(-2, -1)), dims=(-1,))
+def _unflip_rot(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.flip(torch.rot90(x, -k, dims=(-2, -1)), dims=(-1,))
 
 
 # (forward, inverse) for rotation by k * 90 degrees, then the same after a horizontal flip.
 DIHEDRAL: tuple[tuple[Transform, Transform], ...] = (
-    tuple((_rot(k), _rot(-k)) for k in range(4))
-    + tuple((_flip_rot(k), _unflip_rot(k)) for k in range(4)))
+    tuple((partial(_rot, k=k), partial(_rot, k=-k)) for k in range(4))
+    + tuple((partial(_flip_rot, k=k), partial(_unflip_rot, k=k)) for k in range(4)))
 
 ALL = tuple(range(len(DIHEDRAL)))
 
