@@ -1,10 +1,12 @@
 """The photo8x protocol: the exact web job path on HR photos made 8x smaller and JPEG-compressed, scored on the HR.
 
 Each photo is degraded several ways (DEGRADATIONS), its most detailed regions are enlarged 8x by the web job
-path under each method (METHODS: config changes), and the results are scored against the HR pixels (Y-PSNR/SSIM,
-gain over bicubic, seconds, iterations).
+path under each method (METHODS: config changes) and by each peer (PEERS: other super-resolvers, which enlarge the
+whole small photo once; each region is cut out of that at 8x coordinates), and the results are scored against the
+HR pixels (Y-PSNR/SSIM, gain over bicubic, seconds, iterations).
 
     python -m app.bench photo8x --data ../shared/data/SunHays80 ../shared/data/Urban100 --photos 3 --regions 2
+    python -m app.bench photo8x --methods job off waifu2x    # waifu2x: see app/bench/peers.py to install it
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from app.bench import peers
 from app.bench.scoring import (bicubic_downscale, crop_to_multiple, decode_rgb, mean_of, parse_overrides, score,
                                setup_logging, table, write_report)
 from app.config import Settings, load_settings
+from app.engine import bicubic_resize
 from app.engine.degradation import blur_downscale, gaussian_kernel
 from app.engine.jpeg import JpegProfile
 from app.engine.metrics import rgb_to_y
@@ -55,6 +59,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "zero-shot": {"warm_start": None, "later_warm_start": None, "lr": 1e-3},  # no warm start, the same budget
 }
 DEFAULT_METHODS = ["job", "off", "zero-shot"]
+# Each peer is loaded once by its loader (CPU threads -> the peer, or None when it cannot run: its row is skipped).
+# A peer's seconds are those of enlarging the whole photo, which every region of that photo shares.
+PEERS = {"waifu2x": peers.load_waifu2x}
 
 
 @dataclass(frozen=True)
@@ -133,8 +140,23 @@ def run_job(jpeg_bytes: bytes, region: Box, settings: Settings, seed: int) -> Jo
     return run_zssr(request, engine, tracker, lambda: False)
 
 
+def job_result(jpeg_bytes: bytes, region: Box, settings: Settings, seed: int) -> tuple[np.ndarray, dict]:
+    """One web job's (8h, 8w, 3) uint8 result and its row's facts."""
+    output = run_job(jpeg_bytes, region, settings, seed)
+    r = output.result
+    return decode_rgb(output.sr_png), {"seconds": r.seconds, "iterations": r.iterations, "device": r.device,
+                                       "budget_exhausted": r.budget_exhausted}
+
+
+def bicubic_region(photo: Image.Image, region: Box) -> np.ndarray:
+    """The job's bicubic enlargement of a region (as app.jobs.work.run_zssr makes it: MATLAB bicubic x8 of the
+    crop alone), (8h, 8w, 3) uint8."""
+    return np.asarray(bicubic_resize(photo.crop(region.as_pil()), SCALE).convert("RGB"))
+
+
 def hr_region(hr: np.ndarray, region: Box) -> np.ndarray:
-    """The HR pixels under a small-photo region."""
+    """The pixels under a small-photo region of an 8x image: the HR photo, or a peer's enlargement of the whole
+    small photo."""
     return hr[region.y * SCALE:(region.y + region.height) * SCALE, region.x * SCALE:(region.x + region.width) * SCALE]
 
 
@@ -149,8 +171,8 @@ def summarize(rows: list[dict], methods: list[str]) -> dict[str, dict]:
                                  "bicubic_ssim": mean_of(bicubic, "ssim"), "methods": {}, "learning_gain": None}
         for method in methods:
             done = [r for r in own if r["method"] == method]
-            if done:
-                entry["methods"][method] = {key: mean_of(done, key)
+            if done:  # a peer has no iterations
+                entry["methods"][method] = {key: mean_of(done, key) if all(r[key] is not None for r in done) else None
                                             for key in ("gain", "psnr", "ssim", "seconds", "iterations")}
         psnr = {(r["photo"], r["region"], r["method"]): r["psnr"] for r in own}
         learned = [psnr[key[:2] + ("job",)] - psnr[key[:2] + ("off",)] for key in psnr
@@ -212,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=3, help="the first N photos of each folder, by name")
     parser.add_argument("--regions", type=int, default=2, help="regions per photo and degradation")
     parser.add_argument("--degradations", nargs="+", default=list(DEGRADATIONS), choices=list(DEGRADATIONS))
-    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=[*METHODS, *PEERS],
+                        help=f"job methods and peers (waifu2x, an extra: {peers.WAIFU2X_INSTALL})")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every method (a method's own changes win)")
     parser.add_argument("--config", help="config.json path (default: the repository's)")
@@ -228,15 +251,20 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_overrides(args.set, parser)
     try:
         base = load_settings(args.config, overrides)
-        settings = {method: base.replace(**METHODS[method]) for method in args.methods}
+        settings = {method: base.replace(**METHODS[method]) for method in args.methods if method in METHODS}
     except ConfigError as exc:
         parser.error(str(exc))
     paths = [p for d in args.data for p in sorted(Path(d).glob("*.png"))[:args.photos]]
     if not paths:
         parser.error("no photos found")
+    threads = service_engine_config(base).num_threads or torch.get_num_threads()
+    loaded = {name: PEERS[name](threads) for name in dict.fromkeys(args.methods) if name in PEERS}
+    methods = [m for m in args.methods if m in settings or loaded[m] is not None]
     report: dict[str, Any] = {
         "protocol": "photo8x", "data": args.data, "photos": args.photos, "regions": args.regions,
-        "degradations": args.degradations, "methods": args.methods, "seed": args.seed,
+        "degradations": args.degradations, "methods": methods, "seed": args.seed,
+        "skipped": [m for m in args.methods if m not in methods],
+        "peers": {name: peer.device for name, peer in loaded.items() if peer is not None},
         "config": args.config, "overrides": overrides, "torch": torch.__version__,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": None,
         "engine": {method: dataclasses.asdict(service_engine_config(s)) for method, s in settings.items()},
@@ -247,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(row: dict) -> None:
         report["rows"].append(row)
-        report["summary"] = summarize(report["rows"], args.methods)
+        report["summary"] = summarize(report["rows"], methods)
         write_report(out, stem, report, markdown(report))
 
     warm_up()
@@ -256,30 +284,40 @@ def main(argv: list[str] | None = None) -> int:
         hr = crop_to_multiple(np.asarray(Image.open(path).convert("RGB")), SCALE)
         for name in args.degradations:
             jpeg_bytes = DEGRADATIONS[name](hr, args.seed)
-            small = np.asarray(read_photo(jpeg_bytes, base.service))
+            photo_image = read_photo(jpeg_bytes, base.service)
+            small = np.asarray(photo_image)
+            profile = JpegProfile.read(jpeg_bytes)
+            enlarged = {}  # peer -> (the whole photo at 8x, seconds): once per photo and degradation
+            for method in methods:
+                if method in loaded:
+                    start = time.perf_counter()
+                    whole = loaded[method].enlarge(small, profile.quality if profile else None)
+                    enlarged[method] = whole, time.perf_counter() - start
+                    log.info("%s %s %s: the whole %dx%d photo enlarged in %.1f s", photo, name, method,
+                             small.shape[1], small.shape[0], enlarged[method][1])
             for k, region in enumerate(choose_regions(small, args.regions)):
                 truth = hr_region(hr, region)
                 where = {"photo": photo, "degradation": name, "region": k,
                          "box": [region.x, region.y, region.width, region.height]}
-                panels, bicubic = [], None
-                for method in args.methods:
-                    output = run_job(jpeg_bytes, region, settings[method], args.seed)
-                    sr = decode_rgb(output.sr_png)
-                    if bicubic is None:  # the same for every method: the first one's is scored
-                        panels.append(decode_rgb(output.bicubic_png))
-                        bicubic = {**where, "method": BICUBIC, **score(panels[0], truth, SHAVE), "gain": 0.0,
-                                   "seconds": None, "iterations": None}
-                        record(bicubic)
+                panels = [bicubic_region(photo_image, region)]
+                bicubic = {**where, "method": BICUBIC, **score(panels[0], truth, SHAVE), "gain": 0.0,
+                           "seconds": None, "iterations": None}
+                record(bicubic)
+                for method in methods:
+                    if method in enlarged:
+                        whole, seconds = enlarged[method]
+                        sr = hr_region(whole, region)
+                        facts = {"seconds": seconds, "iterations": None, "device": loaded[method].device}
+                    else:
+                        sr, facts = job_result(jpeg_bytes, region, settings[method], args.seed)
+                        report["device"] = facts["device"]
                     scores = score(sr, truth, SHAVE)
-                    result = output.result
-                    report["device"] = result.device
-                    log.info("%s %s r%d %s: %.2f dB (%+.2f vs bicubic), SSIM %.4f, %.1f s, %d iterations, %s",
+                    iterations = "-" if facts["iterations"] is None else facts["iterations"]
+                    log.info("%s %s r%d %s: %.2f dB (%+.2f vs bicubic), SSIM %.4f, %.1f s, %s iterations, %s",
                              photo, name, k, method, scores["psnr"], scores["psnr"] - bicubic["psnr"],
-                             scores["ssim"], result.seconds, result.iterations, result.device)
+                             scores["ssim"], facts["seconds"], iterations, facts["device"])
                     panels.append(sr)
-                    record({**where, "method": method, **scores, "gain": scores["psnr"] - bicubic["psnr"],
-                            "seconds": result.seconds, "iterations": result.iterations, "device": result.device,
-                            "budget_exhausted": result.budget_exhausted})
+                    record({**where, "method": method, **scores, "gain": scores["psnr"] - bicubic["psnr"], **facts})
                 if args.strips:
                     save_strip(out / "strips" / f"strip-{photo}-{name}-r{k}.png", [*panels, truth])
     sys.stdout.write("\n".join(summary_table(report)) + "\n")
