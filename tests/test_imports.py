@@ -91,3 +91,19 @@ def test_no_two_modules_of_the_app_import_each_other():
         return None
 
     assert [cycle for cycle in map(cycle_from, sorted(graph)) if cycle] == []
+
+
+def test_every_runtime_requirement_is_imported():
+    """requirements.txt names nothing the code does not use (gunicorn is the server that runs the app)."""
+    import_names = {"pillow": "PIL", "flask-limiter": "flask_limiter", "prometheus-client": "prometheus_client"}
+    lines = (ROOT / "requirements.txt").read_text().split("# Tests")[0].splitlines()
+    wanted = {import_names.get(name, name) for name in
+              (line.split("==")[0].strip().lower() for line in lines if line.strip() and not line.startswith("#"))}
+    imported = set()
+    for path in [*(ROOT / "app").rglob("*.py"), ROOT / "main.py", ROOT / "main-flask.py"]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+    assert sorted(wanted - imported - {"gunicorn"}) == []
