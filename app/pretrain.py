@@ -92,7 +92,9 @@ class PhotoDegradation:
         for image in pixels:
             if rng.random() < 0.75:
                 key = (int(rng.integers(30, 96)), 2 if rng.random() < 0.7 else 0)
-                profile = self.profiles.setdefault(key, JpegProfile.standard(*key))
+                profile = self.profiles.get(key)
+                if profile is None:  # made once per key: reading a profile back costs more than a crop's JPEG
+                    profile = self.profiles[key] = JpegProfile.standard(*key)
                 image = profile.roundtrip(np.ascontiguousarray(image))
             out.append(image)
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(lr.device, lr.dtype) / 255
