@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -135,6 +136,44 @@ def test_random_crop_prefers_detail_to_a_flat_patch():
     photo.paste(make_photo(100, 100), (300, 0))  # ...and something to see on the right
     boxes = [choose_crop(photo, 64, None, None, seed) for seed in range(10)]
     assert sum(box.x > 236 for box in boxes) >= 8, boxes
+
+
+def halves(left: Image.Image, right: Image.Image) -> Image.Image:
+    photo = Image.new("RGB", (left.width + right.width, left.height))
+    photo.paste(left, (0, 0))
+    photo.paste(right, (left.width, 0))
+    return photo
+
+
+def on_the_right(photo: Image.Image, seeds: range) -> list[bool]:
+    """For each seed, whether the random 64-pixel region lies mostly on the photo's right half."""
+    return [choose_crop(photo, 64, None, None, seed).x + 32 >= photo.width // 2 for seed in seeds]
+
+
+@pytest.mark.parametrize("flat", [Image.new("RGB", (200, 200), (120, 160, 200)),
+                                  Image.linear_gradient("L").resize((200, 200)).convert("RGB")])  # a sky's fade
+def test_a_random_region_lands_on_detail_far_more_often_than_on_flat(flat):
+    photo = halves(flat, make_photo(200, 200))
+    assert sum(on_the_right(photo, range(50))) > 0.8 * 50
+    boxes = {choose_crop(photo, 64, None, None, seed) for seed in range(50)}
+    assert len(boxes) > 25  # still random: spread over the detailed half, not one "best" spot
+    assert choose_crop(photo, 64, None, None, 11) == choose_crop(photo, 64, None, None, 11)
+
+
+def test_a_random_regions_chance_grows_with_its_detail():
+    """Half the contrast, half the detail: a quarter as likely (regions across the middle see some of each), yet
+    still drawn, not always passed over for the most detailed."""
+    texture = np.asarray(make_photo(200, 200), dtype=np.float32)
+    faint = Image.fromarray(np.round(128 + 0.5 * (texture - 128)).astype(np.uint8))
+    share = sum(on_the_right(halves(faint, make_photo(200, 200)), range(150))) / 150
+    assert 0.65 < share < 0.9, share
+
+
+def test_a_flat_photo_still_gets_a_random_region():
+    photo = Image.new("RGB", (300, 200), (90, 120, 150))
+    boxes = [choose_crop(photo, 64, None, None, seed) for seed in range(40)]
+    assert len(set(boxes)) > 30 and all(0 <= b.x <= 236 and 0 <= b.y <= 136 for b in boxes)
+    assert choose_crop(photo, 64, None, None, 5) == boxes[5]
 
 
 def test_crop_shrinks_to_a_small_photo():
