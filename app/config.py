@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from app.engine.config import ENGINE_KEYS, EngineConfig, build, option, validate
+from app.engine.config import AUTO, ENGINE_KEYS, EngineConfig, build, option, validate
 from app.errors import ConfigError
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,8 @@ class ServiceConfig:
 
 
 SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
-PATH_KEYS = ("kernel", "warm_start", "later_warm_start")  # the engine's files (check_paths)
+# The engine's files (check_paths); warm_start may instead say "auto" (the input chooses; see EngineConfig).
+PATH_KEYS = ("kernel", "warm_start", "photo_warm_start", "clean_warm_start", "later_warm_start")
 SERVICE_PATH_KEYS = ("api_keys_file",)
 
 
@@ -156,7 +157,7 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str,
         raise ConfigError("config", f"{path} must hold a JSON object")
     values.pop("_comment", None)
     for key in PATH_KEYS + SERVICE_PATH_KEYS:
-        if isinstance(values.get(key), str):
+        if isinstance(values.get(key), str) and not (key == "warm_start" and values[key] == AUTO):
             values[key] = resolve_path(values[key], path)
     return split({**values, **(overrides or {})})
 
@@ -181,7 +182,7 @@ def check_paths(engine: EngineConfig) -> None:
     (app.engine.checks)."""
     for key in PATH_KEYS:
         value = getattr(engine, key)
-        if value is None:
+        if value is None or (key == "warm_start" and value == AUTO):
             continue
         try:
             with open(value, "rb") as file:

@@ -247,7 +247,9 @@
       ["Training", `${result.iterations} iterations (${result.iterations_per_step.join(" + ")} over the ${result.iterations_per_step.length} steps)` +
         (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
       ["Started from", (result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)") +
+        (result.weights_chosen_by ? `, chosen by ${result.weights_chosen_by}` : "") +
         (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
+      ["Learning from this photo", describeLearning(result.learning)],
       ["Read from the photo", describeDegradation(result.degradation)],
       ["Self-check", describeSelfCheck(result.self_check, result.fallback)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
@@ -301,6 +303,17 @@
         : "blur estimated as bicubic");
     }
     return parts.join("; ");
+  }
+
+  // What each step's test-time learning added on a strip of the photo held out of training, and whether it was kept.
+  function describeLearning(learning) {
+    if (!learning) return "not judged (no strip of the photo was held out)";
+    if (!learning.length) return "no step trained (the time budget was spent)";
+    return learning.map((s) => {
+      const gain = `${s.gain_db >= 0 ? "+" : "−"}${Math.abs(s.gain_db).toFixed(2)} dB`;
+      return `step ${s.step}: ${gain} on held-out details, ` +
+        (s.kept ? "kept" : "not kept (the step's starting weights did better)");
+    }).join("; ");
   }
 
   // The photo's own test of what was learned, in plain words.

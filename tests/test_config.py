@@ -276,7 +276,7 @@ def test_repository_config_json_loads_and_names_every_key():
     on_disk.pop("_comment", None)
     for key, value in on_disk.items():
         expected = tuple(value) if isinstance(value, list) else value
-        if key in PATH_KEYS and value is not None:
+        if key in PATH_KEYS and value is not None and value != "auto":
             # Paths in the file are relative to the file, so that it works from any working directory.
             expected = str(DEFAULT_PATH.parent / value)
             assert Path(flat[key]).exists(), key

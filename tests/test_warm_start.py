@@ -41,10 +41,12 @@ def test_photo_weights_record_their_degradations_and_what_they_continued():
     assert recipe["continued_from"] == read_checkpoint(SHIPPED[0])["recipe"]
 
 
-def test_config_json_starts_web_jobs_from_the_photo_weights():
+def test_config_json_lets_the_input_choose_between_the_photo_and_the_clean_weights():
     from app.config import load_settings
 
-    assert load_settings().engine.warm_start == str(SHIPPED[1])
+    engine = load_settings().engine
+    assert engine.warm_start == "auto"
+    assert (engine.photo_warm_start, engine.clean_warm_start) == (str(SHIPPED[1]), str(SHIPPED[0]))
 
 
 def test_shipped_weights_load_into_the_paper_network_with_their_shapes(shipped):

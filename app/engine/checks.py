@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.engine.config import EngineConfig
+from app.engine.config import AUTO, EngineConfig
 from app.engine.device import describe, select_device
 from app.engine.network import ZSSRNet
 from app.engine.resize import load_kernel
@@ -33,7 +33,8 @@ def preflight(config: EngineConfig) -> str:
     device = select_device(config.device)
     config_kernel(config)
     net = ZSSRNet(config)
-    for key in ("warm_start", "later_warm_start"):
+    chosen = ("photo_warm_start", "clean_warm_start") if config.warm_start == AUTO else ("warm_start",)
+    for key in chosen + ("later_warm_start",):
         if path := getattr(config, key):
             load_weights(net, path, config.scale_factor, key)
     return describe(device)

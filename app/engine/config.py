@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 from app.errors import ConfigError
 
+AUTO = "auto"  # warm_start: the input chooses (see app.engine.warm_start.choose_warm_start)
+
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, choices: tuple | None = None) -> Any:
@@ -189,7 +191,16 @@ class EngineConfig:
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
     compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
     mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")
-    warm_start: str | None = option(None, "optional path to initial network weights (.pt); null: from scratch")
+    warm_start: str | None = option(None, "initial network weights (.pt); auto: the input chooses between "
+                                          "photo_warm_start (a JPEG without a given kernel) and clean_warm_start "
+                                          "(a lossless image, or a given kernel); null: from scratch")
+    photo_warm_start: str | None = option(None, "with warm_start auto: the weights for JPEG inputs (pre-trained "
+                                                "on photo degradations: blur, noise, JPEG)")
+    clean_warm_start: str | None = option(None, "with warm_start auto: the weights for lossless inputs and for a "
+                                                "given kernel (pre-trained on clean bicubic sons)")
+    learning_check: bool = option(False, "hold a strip of the photo out of training and keep each gradual step's "
+                                         "test-time learning only where it rebuilds that strip better than the "
+                                         "weights it started from (learning that never hurts)")
     later_warm_start: str | None = option(None, "weights that gradual steps after the first start again from "
                                                 "(.pt); null: each step goes on from the previous one. Photos: "
                                                 "clean-bicubic weights, because a later step's input is the "
@@ -216,6 +227,11 @@ class EngineConfig:
 
         if self.gradual_scales is not None:
             self._check_gradual_scales()
+        if self.warm_start == AUTO:
+            for key in ("photo_warm_start", "clean_warm_start"):
+                if not getattr(self, key):
+                    raise ConfigError(key, "warm_start auto chooses between photo_warm_start and "
+                                           "clean_warm_start; give both (or set warm_start to a file or null)")
 
     def _check_gradual_scales(self) -> None:
         total = self.total_scale

@@ -25,7 +25,7 @@ PAPER: dict[str, Any] = {
     "warm_start": None, "time_budget_s": None,
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,
-    "carry_optimizer": False, "gradual_scales": None, "later_warm_start": None,
+    "carry_optimizer": False, "gradual_scales": None, "later_warm_start": None, "learning_check": False,
 }
 
 # The authors' gradual x2 (X2_GRADUAL_IDEAL_CONF in their configs.py): six steps from the input itself, through

@@ -58,7 +58,8 @@ class ReconstructionProbe:
     @torch.no_grad()
     def self_check(self, net: torch.nn.Module) -> "SelfCheck":
         """How close the network, and bicubic alone, rebuild the image from its own son (PSNR, all channels)."""
-        return SelfCheck(_psnr(net(self.son).clamp(0, 1), self.target), _psnr(self.son.clamp(0, 1), self.target))
+        return SelfCheck(tensor_psnr(net(self.son).clamp(0, 1), self.target),
+                         tensor_psnr(self.son.clamp(0, 1), self.target))
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class SelfCheck:
         return {"zssr_db": round(self.zssr_db, 2), "bicubic_db": round(self.bicubic_db, 2)}
 
 
-def _psnr(x: torch.Tensor, target: torch.Tensor) -> float:
+def tensor_psnr(x: torch.Tensor, target: torch.Tensor) -> float:
     mse = float(F.mse_loss(x.double(), target.double()))
     return 99.0 if mse <= 1e-10 else 10 * float(np.log10(1.0 / mse))
 

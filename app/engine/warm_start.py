@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from app.engine.config import AUTO
 from app.errors import ConfigError
 
 ARCH_KEYS = ("in_channels", "model_width", "model_depth", "model_kernel_size")
@@ -61,3 +63,27 @@ def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | N
     except RuntimeError as exc:
         raise ConfigError(key, f"{path} does not fit this network ({arch}): {exc}") from exc
     return checkpoint
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The weights a run starts from and why those: `path` None is from scratch."""
+
+    path: str | None
+    reason: str
+
+    def describe(self) -> dict:
+        return {"weights": None if self.path is None else Path(self.path).name, "chosen_by": self.reason}
+
+
+def choose_warm_start(config: Any, jpeg: bool) -> WarmStart:
+    """The warm start for an input (`jpeg`: it is a JPEG file). A file or null in `warm_start` is the config's
+    choice; `auto` lets the input choose: a given kernel or a lossless image starts from `clean_warm_start` (their
+    sons are clean), a JPEG from `photo_warm_start` (trained on blurred, noisy, compressed sons, as photos are)."""
+    if config.warm_start != AUTO:
+        return WarmStart(config.warm_start, "the config" if config.warm_start else "the config (from scratch)")
+    if config.kernel:
+        return WarmStart(config.clean_warm_start, "a blur kernel is given")
+    if jpeg:
+        return WarmStart(config.photo_warm_start, "a JPEG input")
+    return WarmStart(config.clean_warm_start, "a lossless input")

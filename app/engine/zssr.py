@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from app.engine.checks import config_kernel
-from app.engine.config import EngineConfig
+from app.engine.config import AUTO, EngineConfig
 from app.engine.degradation import SonDegradation
 from app.engine.device import describe, select_device
 from app.engine.dihedral import ALL, keeps_axes, kernel_symmetries
+from app.engine.holdout import HeldOut, Judgement, judge
 from app.engine.image_io import Planes, from_planes, luma, to_planes
 from app.engine.infer import enlarge
 from app.engine.jpeg import JpegProfile
@@ -23,7 +24,7 @@ from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, output_size
 from app.engine.train import ReconstructionProbe, TrainResult, train
-from app.engine.warm_start import load_weights
+from app.engine.warm_start import choose_warm_start, load_weights
 from app.errors import BadImageError, Cancelled
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class SRResult:
     degradation: dict | None = None  # what the LR sons went through (SonDegradation.describe())
     self_check: dict | None = None  # {zssr_db, bicubic_db}: the first step's network against bicubic on the input
     fallback: bool = False  # the self-check found no gain, so the image is bicubic's (self_check_fallback)
+    warm_start: dict | None = None  # {weights, chosen_by}: the file the network started from and why (WarmStart)
+    # learning_check: per trained step, the held-out strip's PSNR with the step's learning and without, and
+    # whether it was kept (holdout.Judgement.describe()); None when no check ran
+    learning: tuple[dict, ...] | None = None
 
 
 @dataclass
@@ -79,13 +84,17 @@ class _Autocast(torch.nn.Module):
             return self.net(x).float()
 
 
-def build_model(config: EngineConfig, device: torch.device) -> tuple[ZSSRNet, torch.nn.Module]:
-    """The network (for its parameters) and the callable that runs it (compiled or autocast where asked)."""
+def build_model(config: EngineConfig, device: torch.device,
+                warm_start: str | None = None) -> tuple[ZSSRNet, torch.nn.Module]:
+    """The network (for its parameters), started from `warm_start` (default: the config's own file; see
+    choose_warm_start for `auto`), and the callable that runs it (compiled or autocast where asked)."""
     if config.seed is not None:
         torch.manual_seed(config.seed)
     net = ZSSRNet(config)
-    if config.warm_start:
-        load_weights(net, config.warm_start, config.scale_factor)
+    if warm_start is None and config.warm_start != AUTO:
+        warm_start = config.warm_start
+    if warm_start:
+        load_weights(net, warm_start, config.scale_factor)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     net = net.to(device=device, memory_format=memory_format)
     model: torch.nn.Module = net
@@ -151,7 +160,11 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     if train_image is not None:
         training_source = _colour_planes(to_planes(train_image), config.in_channels)[0].to(device)
 
-    net, model = build_model(config, device)
+    start = choose_warm_start(config, jpeg is not None)
+    log.info("warm start: %s (chosen by %s)", start.path or "none, from scratch", start.reason)
+    net, model = build_model(config, device, start.path)
+    held_out = HeldOut.split(training_source) if config.learning_check else None
+    judgements: list[Judgement] = []
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
@@ -159,7 +172,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     kernel, alignment, transforms, grid_shift = son_geometry(config, kernel, degradation)
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
-    sources = [training_source]
+    sources = [training_source if held_out is None else held_out.train]
     totals = _Totals()
     fallback = False
     check = None
@@ -203,12 +216,16 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             if on_step is not None:
                 on_step(step, iteration, loss, lr)
 
+        before = None if held_out is None else {k: v.detach().clone() for k, v in net.state_dict().items()}
         result = train(model, pool, probe, config, scale_factor=step_scale, downscale=downscale,
                        rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
                        should_stop=should_stop, memory_format=memory_format,
                        noise_std=degradation.noise_std, compress=compress, augment=transforms,
                        optimizer=optimizer)
         totals.add_training(result)
+        if before is not None and result.iterations:
+            judgements.append(judge(net, model, before, held_out, step, step_scale, downscale, compress))
+            log.debug("step %d learning: %s", step, judgements[-1].describe())
         log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,
                   result.loss, result.lr, result.decays)
         if should_stop is not None and should_stop():
@@ -254,7 +271,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                     tuple(totals.iterations), time.monotonic() - started, describe(device), totals.budget_exhausted,
                     totals.train_seconds, 3 * net.flops_per_pixel * totals.train_pixels / 1e9, totals.infer_seconds,
                     net.flops_per_pixel * totals.infer_pixels / 1e9, degradation.describe(),
-                    check.describe() if check is not None else None, fallback)
+                    check.describe() if check is not None else None, fallback, start.describe(),
+                    None if held_out is None else tuple(j.describe() for j in judgements))
 
 
 def son_geometry(config: EngineConfig, kernel: np.ndarray | None,

@@ -527,7 +527,8 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
 def _decode_result(data: dict[str, Any]) -> JobResult:
     return JobResult(**{**data, "crop": Box(**data["crop"]), "photo_size": tuple(data["photo_size"]),
                         "learned_from_size": tuple(data["learned_from_size"]),
-                        "iterations_per_step": tuple(data["iterations_per_step"])})
+                        "iterations_per_step": tuple(data["iterations_per_step"]),
+                        "learning": None if data.get("learning") is None else tuple(data["learning"])})
 
 
 def _decode_status(job_id: str, values: Sequence[bytes | None], position: int) -> JobStatus:

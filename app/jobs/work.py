@@ -36,7 +36,8 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          seconds=result.seconds, iterations=result.iterations,
                          iterations_per_step=tuple(result.iterations_per_step), device=result.device,
                          budget_exhausted=result.budget_exhausted,
-                         weights=Path(config.warm_start).name if config.warm_start else None,
+                         weights=result.warm_start["weights"],
+                         weights_chosen_by=result.warm_start["chosen_by"], learning=result.learning,
                          later_weights=(Path(config.later_warm_start).name
                                         if config.later_warm_start and config.scale_times > 1 else None),
                          degradation=result.degradation, self_check=result.self_check,

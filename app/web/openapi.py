@@ -83,6 +83,16 @@ def _result_properties() -> dict[str, Schema]:
                                                                     "started again from (their input is the "
                                                                     "network's own clean output); null: each step "
                                                                     "went on from the previous one"},
+        "weights_chosen_by": {"type": ["string", "null"],
+                              "description": "why those weights: the config named them, or (warm_start auto) the "
+                                             "input chose: a JPEG starts from the photo weights, a lossless image or "
+                                             "a given kernel from the clean ones",
+                              "examples": ["a JPEG input", "a lossless input", "the config"]},
+        "learning": {"type": ["array", "null"], "items": _ref("Learning"),
+                     "description": "per gradual step that trained: how well the network rebuilt a strip of the "
+                                    "photo held out of training, with the step's learning and with the weights it "
+                                    "started from; the learning is kept only where it is ahead. null: no check ran "
+                                    "(learning_check off, or the photo too small to hold a strip out)"},
         "degradation": _nullable(_ref("Degradation")),
         "self_check": _nullable(_ref("SelfCheck"), "measured after the first gradual step's training; null when "
                                                    "training stopped before it"),
@@ -106,6 +116,11 @@ SCHEMAS: dict[str, Schema] = {
     "GaussianKernel": _strict({"kind": {"type": "string", "const": "gaussian"},
                                "sigma": {"type": "number", "exclusiveMinimum": 0}, "size": _count(minimum=1)},
                               "An isotropic Gaussian, estimated from the photo."),
+    "Learning": _strict({"step": _count(minimum=1), "adapted_db": {"type": "number"},
+                         "warm_start_db": {"type": "number"}, "gain_db": {"type": "number"},
+                         "kept": {"type": "boolean"}},
+                        "One gradual step's test-time learning judged on a strip of the photo held out of training "
+                        "(PSNR, dB): kept only where it rebuilds the strip better than the weights it started from."),
     "SelfCheck": _strict({"zssr_db": {"type": "number"}, "bicubic_db": {"type": "number"}},
                          "How close the trained network, and bicubic, rebuild the photo from its own smaller copy "
                          "(PSNR, dB): the photo's own test of what was learned."),
