@@ -116,7 +116,9 @@ class FatherPool:
         chosen = rng.choice(len(self.fathers), size=batch_size, p=self.probabilities)
         h = min([crop_size] + [self.fathers[i].shape[-2] for i in chosen])
         w = min([crop_size] + [self.fathers[i].shape[-1] for i in chosen])
-        h, w = max(multiple, h - h % multiple), max(multiple, w - w % multiple)
+        # A whole number of `multiple` pixels; a father smaller than that (a tiny photo at a large scale) is taken
+        # whole rather than overrun.
+        h, w = (n - n % multiple if n >= multiple else n for n in (h, w))
         # Square crops keep every dihedral transform's output the same shape, so a batch stacks.
         side = min(h, w)
         # Warps only where every rotation and flip is allowed: a warp turns a crop by any angle.
@@ -126,7 +128,7 @@ class FatherPool:
             fits = [None if m is None else warp_fit(m, self.fathers[i].shape[-2:]) for m, i in zip(warps, chosen)]
             # A warp that shrinks needs more of its father than the crop: the batch's side is cut to what its
             # warps fit, but not below half; a warp that would cut it further is not made.
-            side = max(multiple, min([side, *(f for f in fits if f is not None and f >= side // 2)])
+            side = max(min(multiple, side), min([side, *(f for f in fits if f is not None and f >= side // 2)])
                        // multiple * multiple)
             warps = [m if f is not None and f >= side else None for m, f in zip(warps, fits)]
         crops = []
