@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 from PIL import Image
 
 from app.engine.config import EngineConfig
@@ -20,6 +21,13 @@ torch.set_num_threads(1)
 
 # The prepared GPU check (.ci/gpu-check) runs the pipeline tests with the engine on CUDA.
 TEST_DEVICE = os.environ.get("ZSSR_TEST_DEVICE", "cpu")
+
+# Property-based tests: "ci" (the default) tries a few examples, the same ones on every run, so a failure in CI
+# reproduces; "dev" (HYPOTHESIS_PROFILE=dev) tries many more, freshly drawn, and keeps the failures it finds.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None,
+                          print_blob=True)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
