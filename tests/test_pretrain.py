@@ -1,12 +1,173 @@
-"""Pre-training's photo degradation: its JPEG step (app.pretrain.PhotoDegradation)."""
+"""Pre-training runs: planned over iterations, resumed exactly, recorded, exported; the photo degradation's JPEG
+step (app.pretrain.PhotoDegradation)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from app import pretrain
+from app.engine.warm_start import read_checkpoint, sha256
 from app.jpeg_profile import JpegProfile
+
+from tests.conftest import pattern
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "train" / "Tiny"
+    folder.mkdir(parents=True)
+    for i, (h, w) in enumerate([(40, 48), (36, 36), (44, 52)]):
+        Image.fromarray(np.roll(pattern(h, w), 7 * i, axis=1)).save(folder / f"im{i}.png")
+    return folder
+
+
+def run(*args: str) -> int:
+    return pretrain.main(["--threads", "1", *args])
+
+
+def new_run(data, state, iterations: int, *extra: str) -> int:
+    return run("--data", str(data), "--state", str(state), "--iterations", str(iterations), "--crop", "16",
+               "--batch", "2", "--seed", "3", *extra)
+
+
+def weights(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+@pytest.mark.parametrize("photo", [False, True], ids=["clean", "photo"])
+def test_a_run_stopped_and_resumed_ends_where_an_unbroken_run_ends(data, tmp_path, photo):
+    extra = ("--photo",) if photo else ()
+    assert new_run(data, tmp_path / "whole.pt", 6, *extra) == 0
+    assert new_run(data, tmp_path / "broken.pt", 6, "--stop_at", "2", *extra) == 0
+    assert read_checkpoint(tmp_path / "broken.pt")["progress"]["iteration"] == 2
+    assert run("--resume", str(tmp_path / "broken.pt"), "--stop_at", "4") == 0
+    assert run("--resume", str(tmp_path / "broken.pt")) == 0
+    whole, broken = weights(tmp_path / "whole.pt"), weights(tmp_path / "broken.pt")
+    assert all(torch.equal(whole[k], broken[k]) for k in whole)
+    # Adam's moments came back too: the same optimizer state at the end.
+    a = read_checkpoint(tmp_path / "whole.pt")["optimizer"]["state"]
+    b = read_checkpoint(tmp_path / "broken.pt")["optimizer"]["state"]
+    assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a)
+
+
+def test_the_recipe_records_each_segment_and_the_plan(data, tmp_path):
+    state = tmp_path / "run.pt"
+    new_run(data, state, 4, "--stop_at", "3")
+    run("--resume", str(state))
+    recipe = read_checkpoint(state)["recipe"]
+    assert [(s["start"], s["end"]) for s in recipe["segments"]] == [(0, 3), (3, 4)]
+    assert all(s["device"].startswith("cpu") and s["seconds"] >= 0 for s in recipe["segments"])
+    assert recipe["iterations"] == 4 and recipe["planned_iterations"] == 4 and recipe["complete"] is True
+    assert recipe["data"] == [str(data)] and recipe["plan"]["crop"] == 16
+    on_disk = json.loads(state.with_suffix(".json").read_text())
+    assert on_disk["sha256"] == sha256(state) and on_disk["segments"] == recipe["segments"]
+
+
+def test_a_stopped_run_is_not_complete(data, tmp_path):
+    new_run(data, tmp_path / "run.pt", 5, "--stop_at", "2")
+    assert read_checkpoint(tmp_path / "run.pt")["recipe"]["complete"] is False
+
+
+def test_the_learning_rate_is_a_cosine_over_the_planned_iterations():
+    plan = pretrain.Plan(data=[], iterations=100, lr=1e-3, lr_end=1e-5)
+    assert plan.learning_rate(0) == pytest.approx(1e-3)
+    assert plan.learning_rate(50) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert plan.learning_rate(100) == pytest.approx(1e-5)
+    assert plan.learning_rate(150) == pytest.approx(1e-5)
+    assert plan.learning_rate(25) > plan.learning_rate(26)
+
+
+def test_a_batch_depends_on_the_seed_and_iteration_alone(data):
+    folders = pretrain.image_folders([data])
+    pool = pretrain.FatherPool.build(pretrain.load_sources(folders), 2.0, 16)
+    plan = pretrain.Plan(data=[str(data)], iterations=10, crop=16, batch=3, photo=True, seed=5)
+    make = pretrain.batch_maker(plan, pool)
+    son, hr = make(4)
+    make(7)  # drawing others in between changes nothing
+    again_son, again_hr = pretrain.batch_maker(plan, pool)(4)
+    assert torch.equal(son, again_son) and torch.equal(hr, again_hr)
+    assert not torch.equal(hr, make(5)[1])
+    assert son.shape == hr.shape == (3, 3, 16, 16)
+
+
+def test_a_longer_plan_is_allowed_on_resume_and_a_shorter_one_refused(data, tmp_path):
+    state = tmp_path / "run.pt"
+    new_run(data, state, 3)
+    with pytest.raises(SystemExit, match="shorten"):
+        run("--resume", str(state), "--iterations", "2")
+    assert run("--resume", str(state), "--iterations", "5") == 0
+    assert read_checkpoint(state)["progress"]["iteration"] == 5
+
+
+def test_export_writes_the_weights_alone_with_the_recipe(data, tmp_path):
+    state, out = tmp_path / "run.pt", tmp_path / "w" / "zssr.pt"
+    new_run(data, state, 2)
+    assert run("--export", str(state), "--out", str(out)) == 0
+    exported = read_checkpoint(out)
+    assert "optimizer" not in exported and "progress" not in exported
+    assert all(torch.equal(exported["state_dict"][k], v) for k, v in weights(state).items())
+    assert json.loads(out.with_suffix(".json").read_text())["sha256"] == sha256(out)
+
+
+def test_resuming_from_weights_alone_is_refused(data, tmp_path):
+    state, out = tmp_path / "run.pt", tmp_path / "zssr.pt"
+    new_run(data, state, 1)
+    run("--export", str(state), "--out", str(out))
+    with pytest.raises(SystemExit, match="weights alone"):
+        run("--resume", str(out))
+
+
+def test_a_run_starts_from_init_weights_and_records_them(data, tmp_path):
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    new_run(data, first, 2)
+    new_run(data, second, 1, "--init", str(first), "--lr", "0")
+    recipe = read_checkpoint(second)["recipe"]
+    assert recipe["init"] == str(first) and recipe["continued_from"]["iterations"] == 2
+    # A zero learning rate leaves the init weights as they were.
+    assert all(torch.equal(weights(first)[k], v) for k, v in weights(second).items())
+
+
+def test_benchmark_sets_are_refused(tmp_path):
+    folder = tmp_path / "Set14"
+    folder.mkdir()
+    Image.fromarray(pattern(32, 32)).save(folder / "a.png")
+    with pytest.raises(SystemExit, match="benchmark"):
+        new_run(folder, tmp_path / "run.pt", 1)
+
+
+@pytest.mark.parametrize("args", [["--data", "x", "--iterations", "3"], ["--export", "x"],
+                                  ["--resume", "x", "--iterations", "0"]])
+def test_incomplete_or_bad_arguments_are_usage_errors(args):
+    with pytest.raises(SystemExit) as excinfo:
+        pretrain.main(args)
+    assert excinfo.value.code == 2
+
+
+def test_a_signal_stops_the_run_with_its_state_saved(data, tmp_path, monkeypatch):
+    import signal
+
+    state = tmp_path / "run.pt"
+    original = pretrain.batch_maker
+
+    def interrupting(plan, pool):
+        make = original(plan, pool)
+
+        def made(iteration):
+            if iteration == 2:
+                signal.raise_signal(signal.SIGTERM)
+            return make(iteration)
+
+        return made
+
+    monkeypatch.setattr(pretrain, "batch_maker", interrupting)
+    assert new_run(data, state, 50) == 0
+    reached = read_checkpoint(state)["progress"]["iteration"]
+    assert 2 <= reached < 50
 
 
 def test_each_jpeg_profile_is_made_once_and_compresses_as_a_fresh_one(monkeypatch):
