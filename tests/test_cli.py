@@ -1,5 +1,5 @@
 """main.py end to end on a small generated image, in a subprocess, as a user runs it; its argument handling; and
-batch mode (folders, several files, output formats, failures), in-process."""
+batch mode (folders, several files, output formats, failures; app/batch.py), in-process."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from PIL import ExifTags, Image
 
 import main as cli
+from app import batch
 from app.engine.presets import PRESETS
 from app.engine.zssr import SRResult
 from app.jobs.output import FORMATS, srgb_profile
@@ -83,7 +84,7 @@ def fake_engine(monkeypatch):
         seen["config"] = config
         return SRResult(image.resize((image.width * 2, image.height * 2)), 1, (1,), 0.0, "cpu", False)
 
-    monkeypatch.setattr(cli, "super_resolve", fake_super_resolve)
+    monkeypatch.setattr(batch, "super_resolve", fake_super_resolve)
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)
     return seen
 

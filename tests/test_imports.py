@@ -107,3 +107,15 @@ def test_every_runtime_requirement_is_imported():
             elif isinstance(node, ast.Import):
                 imported |= {alias.name.split(".")[0] for alias in node.names}
     assert sorted(wanted - imported - {"gunicorn"}) == []
+
+
+def test_main_parses_the_arguments_and_hands_off():
+    """The enlarging, the writing and the bars live in app/batch.py: main.py touches no image, engine or bar."""
+    tree = ast.parse((ROOT / "main.py").read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {m for m in modules if m.split(".")[0] in ("PIL", "tqdm", "torch", "numpy")}
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert not names & {"super_resolve", "load_image", "save", "with_profile", "JpegProfile"}
+    assert {node.name for node in tree.body if isinstance(node, ast.FunctionDef)} == \
+        {"parse_quality", "build_parser", "main"}
