@@ -6,6 +6,9 @@ runs that stop and resume exactly and accumulate over sessions.
         --init app/engine/weights/zssr_x2_photo.pt --state app/engine/weights/training/photo_x2.pt &
     # carry it on (in the next session, or on a lent GPU with --device cuda)
     nohup nice python -m app.pretrain --resume app/engine/weights/training/photo_x2.pt &
+    # a later gradual step's weights: trained on the enlargements of the step before (the 8x job's steps 2 and 3)
+    nohup nice python -m app.pretrain --data ../shared/data/train --photo \
+        --cascade app/engine/weights/zssr_x2_photo.pt --init app/engine/weights/zssr_x2.pt --iterations 8000 --state app/engine/weights/training/later_x2.pt &
     # write the weights alone (no optimizer state) for config.json's warm_start
     python -m app.pretrain --export app/engine/weights/training/photo_x2.pt --out app/engine/weights/zssr_x2_photo.pt
 
@@ -127,6 +130,7 @@ class Plan:
     photo: bool = False
     seed: int = 0
     init: str | None = None  # the weights the run started from
+    cascade: str | None = None  # the step before's weights: the sons are its enlargements (later gradual steps)
 
     def learning_rate(self, iteration: int) -> float:
         """Cosine from `lr` at iteration 0 to `lr_end` at `iterations` (and after)."""
@@ -134,8 +138,13 @@ class Plan:
         return self.lr_end + 0.5 * (self.lr - self.lr_end) * (1 + math.cos(math.pi * progress))
 
     def degradation(self) -> str:
-        return PhotoDegradation.RECIPE if self.photo else \
+        first = PhotoDegradation.RECIPE if self.photo else \
             "MATLAB bicubic downscale, bicubic upscale (as the engine's LR sons)"
+        if self.cascade is None:
+            return first
+        return (f"cascade (a later gradual step's input): the father made small by MATLAB bicubic "
+                f"x{self.scale_factor:g}, that made small again as the first step's sons are ({first}), enlarged "
+                f"by the step before's network {Path(self.cascade).name}, then bicubic to the father's size")
 
 
 @dataclass
@@ -153,21 +162,38 @@ class Progress:
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def batch_maker(plan: Plan, pool: FatherPool) -> Callable[[int], Batch]:
+def batch_maker(plan: Plan, pool: FatherPool, device: torch.device | None = None) -> Callable[[int], Batch]:
     """(iteration) -> (lr_son, hr_father), each (batch, C, crop, crop), drawn from the iteration's own random
-    streams: the same batch whenever and wherever it is made, so a resumed run sees what an unbroken one would."""
+    streams: the same batch whenever and wherever it is made, so a resumed run sees what an unbroken one would.
+
+    With `plan.cascade` (the weights of the step before), the son is what a later gradual step of the 8x job
+    enlarges: the step before's enlargement of the father made small twice (through the photo degradation with
+    `plan.photo`), not a clean bicubic copy."""
+    factor = int(plan.scale_factor)
     downscale = make_downscale(plan.scale_factor, None)
-    photo = PhotoDegradation(int(plan.scale_factor)) if plan.photo else None
+    photo = PhotoDegradation(factor) if plan.photo else None
+    before = None
+    if plan.cascade is not None:
+        before = ZSSRNet(EngineConfig())
+        load_weights(before, plan.cascade, plan.scale_factor, "--cascade")
+        before = before.to(device or torch.device("cpu")).eval()
+
+    def degrade(hr: torch.Tensor, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        if photo is not None:
+            return photo(hr, rng, generator)
+        return lr_son(hr, plan.scale_factor, downscale, plan.noise_std, generator)
 
     def make(iteration: int) -> Batch:
         rng = np.random.default_rng([plan.seed, iteration])
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        hr = pool.sample(rng, plan.crop, plan.batch, int(plan.scale_factor))
-        if photo is not None:
-            son = photo(hr, rng, generator)
-        else:
-            son = lr_son(hr, plan.scale_factor, downscale, plan.noise_std, generator)
-        return son, hr
+        # A cascade's father is made small twice: its crop keeps whole pixels at both sizes.
+        hr = pool.sample(rng, plan.crop, plan.batch, factor * factor if before is not None else factor)
+        if before is None:
+            return degrade(hr, rng, generator), hr
+        middle = downscale(hr).clamp(0, 1)
+        with torch.no_grad():
+            enlarged = before(degrade(middle, rng, generator).to(next(before.parameters()).device)).clamp(0, 1)
+        return upscale(enlarged.to(hr.device), plan.scale_factor, tuple(hr.shape[-2:])), hr
 
     return make
 
@@ -241,6 +267,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init", type=Path, help="a new run starts from these weights (a file this script wrote)")
     parser.add_argument("--photo", action="store_true",
                         help="sons degraded as real photos (blur, noise, JPEG) instead of clean bicubic")
+    parser.add_argument("--cascade", type=Path,
+                        help="the step before's weights: train a later gradual step on its enlargements")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--save_every", type=float, default=300.0, help="seconds between saves of the state")
@@ -286,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         state_path = args.state
         plan = Plan(data=[str(d) for d in args.data], iterations=args.iterations, crop=args.crop, batch=args.batch,
                     lr=args.lr, lr_end=args.lr_end, scale_factor=args.scale_factor, noise_std=args.noise_std,
-                    photo=args.photo, seed=args.seed, init=None if args.init is None else str(args.init))
+                    photo=args.photo, seed=args.seed, init=None if args.init is None else str(args.init),
+                    cascade=None if args.cascade is None else str(args.cascade))
         progress = Progress()
         if args.init is not None:
             previous = load_weights(net, args.init)["recipe"]
@@ -302,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d images from %s, %d fathers with downscaled copies, on %s; iteration %d of %d", len(sources),
              ", ".join(f.name for f in folders), len(pool.fathers), describe(device), progress.iteration,
              plan.iterations)
-    train(net, optimizer, plan, progress, batch_maker(plan, pool),
+    train(net, optimizer, plan, progress, batch_maker(plan, pool, device),
           save=lambda: save_state(state_path, net, config, optimizer, plan, progress, previous),
           device=device, stop_at=args.stop_at, minutes=args.minutes, save_every=args.save_every)
     log.info("saved %s at iteration %d of %d", state_path, progress.iteration, plan.iterations)

@@ -154,8 +154,8 @@ def test_a_signal_stops_the_run_with_its_state_saved(data, tmp_path, monkeypatch
     state = tmp_path / "run.pt"
     original = pretrain.batch_maker
 
-    def interrupting(plan, pool):
-        make = original(plan, pool)
+    def interrupting(plan, pool, device=None):
+        make = original(plan, pool, device)
 
         def made(iteration):
             if iteration == 2:
@@ -195,3 +195,30 @@ def test_each_jpeg_profile_is_made_once_and_compresses_as_a_fresh_one(monkeypatc
             image = standard(int(rng.integers(30, 96)), 2 if rng.random() < 0.7 else 0).roundtrip(image.copy())
         expected.append(image)
     assert torch.equal(first, torch.from_numpy(np.stack(expected)).permute(0, 3, 1, 2).float() / 255)
+
+
+def test_a_cascade_son_is_the_step_befores_enlargement_of_the_father_made_small_twice(data, tmp_path):
+    from app.engine.config import EngineConfig
+    from app.engine.network import ZSSRNet
+    from app.engine.pairs import lr_son, make_downscale, upscale
+    from app.engine.warm_start import save_weights
+
+    torch.manual_seed(0)
+    before = ZSSRNet(EngineConfig())
+    torch.nn.init.normal_(before.layers[-1].weight, 0.0, 0.01)
+    save_weights(before, EngineConfig(), tmp_path / "before.pt", recipe={"scale_factor": 2.0})
+    folders = pretrain.image_folders([data])
+    pool = pretrain.FatherPool.build(pretrain.load_sources(folders), 2.0, 16)
+    plan = pretrain.Plan(data=[str(data)], iterations=4, crop=18, batch=2, seed=1, cascade=str(tmp_path / "before.pt"))
+    son, hr = pretrain.batch_maker(plan, pool)(3)
+    assert hr.shape[-1] % 4 == 0  # whole pixels at both smaller sizes
+    # By hand: the same draws, the father made small, its son enlarged by the step before, then bicubic.
+    rng = np.random.default_rng([1, 3])
+    generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+    assert torch.equal(hr, pool.sample(rng, 18, 2, 4))
+    downscale = make_downscale(2.0, None)
+    middle = downscale(hr).clamp(0, 1)
+    with torch.no_grad():
+        enlarged = before.eval()(lr_son(middle, 2.0, downscale, 0.0, generator)).clamp(0, 1)
+    assert torch.equal(son, upscale(enlarged, 2.0, tuple(hr.shape[-2:])))
+    assert "cascade" in plan.degradation() and "before.pt" in plan.degradation()
