@@ -57,6 +57,8 @@ METHODS: dict[str, dict[str, Any]] = {
     # (0.05 s would still let the first gradual step take an Adam step, which moves every weight by the rate).
     "off": {"job_time_budget_s": 1e-6},
     "zero-shot": {"warm_start": None, "later_warm_start": None, "lr": 1e-3},  # no warm start, the same budget
+    # The job without the held-out judgement: every step's learning kept, whatever it does.
+    "no-check": {"learning_check": False},
 }
 DEFAULT_METHODS = ["job", "off", "zero-shot"]
 # Each peer is loaded once by its loader (CPU threads -> the peer, or None when it cannot run: its row is skipped).
@@ -145,7 +147,8 @@ def job_result(jpeg_bytes: bytes, region: Box, settings: Settings, seed: int) ->
     output = run_job(jpeg_bytes, region, settings, seed)
     r = output.result
     return decode_rgb(output.sr_png), {"seconds": r.seconds, "iterations": r.iterations, "device": r.device,
-                                       "budget_exhausted": r.budget_exhausted}
+                                       "budget_exhausted": r.budget_exhausted, "weights": r.weights,
+                                       "learning": None if r.learning is None else list(r.learning)}
 
 
 def bicubic_region(photo: Image.Image, region: Box) -> np.ndarray:
