@@ -1,7 +1,7 @@
 """A small CNN that reads, from an LR image alone, the std of the Gaussian blur it was made small with.
 
 What an LR image shows of blur is the kernel and the scene's own softness together: a sharp scene under a wide
-kernel and a soft scene under a narrow one can make the same image (the README's "kernel unknown"). Patch
+kernel and a soft scene under a narrow one can make the same image (docs/measurements.md, "kernel unknown"). Patch
 recurrence (app.engine.degradation.estimate_kernel) has no way to tell them apart. This network learns, from
 external images (T91, General100, BSD200; never a benchmark set) made small with known Gaussians, how sharp
 natural scenes are, and which local cues (edge profiles, texture) carry the kernel rather than the scene.

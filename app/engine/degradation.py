@@ -158,7 +158,7 @@ def estimate_kernel(image: torch.Tensor, scale_factor: float, noise_std: float =
     searched for the nearest patch of each of the image's most textured patches (mean removed), and the kernel
     with the smallest mean distance wins: a son too sharp holds no patch as soft as the image's edges, one too
     blurred none as sharp. Restricted to isotropic Gaussians; on Set5/Set14 made small with a Gaussian of std 1.41
-    it reads 1.1 to 1.6 (see the README's "kernel unknown").
+    it reads 1.1 to 1.6 (see docs/measurements.md, "kernel unknown").
     """
     if min(image.shape[-2:]) < 2 * scale_factor * PATCH_SIDE:
         return KernelEstimate(None, float("nan"))  # too small for its son to hold a patch: bicubic
