@@ -227,3 +227,83 @@ def test_back_project_reduces_the_reconstruction_error():
 def test_back_project_with_zero_iterations_is_the_identity():
     sr = torch.rand(1, 3, 8, 8)
     assert torch.equal(back_project(sr, torch.rand(1, 3, 4, 4), 2.0, make_downscale(2.0, None), 0), sr)
+
+
+def shifted_back(x: torch.Tensor, d: int, dim: int) -> torch.Tensor:
+    """Reference for the grid shift: pixel i takes pixel min(i + d, n - 1) along `dim`."""
+    n = x.shape[dim]
+    return torch.stack([x.select(dim, min(i + d, n - 1)) for i in range(n)], dim=dim)
+
+
+@pytest.mark.parametrize("grid_shift", [1, 2])
+def test_self_ensemble_moves_each_reversed_view_back_by_the_grid_shift(grid_shift):
+    # Along an axis a transform counts backwards, its output comes back `grid_shift` pixels late and is moved
+    # back, the last pixel repeated; an axis counted forwards is left alone.
+    x = torch.rand(1, 1, 6, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    net = PositionalBias()
+    outputs = self_ensemble(net, x, grid_shift=grid_shift)
+    flips = [(False, False), (False, True), (True, True), (True, False),
+             (False, True), (False, False), (True, False), (True, True)]
+    for index, ((forward, inverse), (flip_y, flip_x)) in enumerate(zip(DIHEDRAL, flips)):
+        expected = inverse(net(forward(x)))
+        expected = shifted_back(expected, grid_shift, 2) if flip_y else expected
+        expected = shifted_back(expected, grid_shift, 3) if flip_x else expected
+        assert torch.equal(outputs[index], expected), index
+    assert torch.equal(outputs[0], net(x))
+    # Only the chosen transforms, each still shifted as its own axes say.
+    assert [torch.equal(a, b) for a, b in zip(self_ensemble(net, x, transforms=(2, 5), grid_shift=grid_shift),
+                                               (outputs[2], outputs[5]))] == [True, True]
+    assert torch.equal(self_ensemble(net, x, enabled=False, grid_shift=grid_shift)[0], net(x))
+    # On (C, h, w) as on (N, C, h, w): the shifts count from the last two dims.
+    for index, out in enumerate(self_ensemble(net, x[0], grid_shift=grid_shift)):
+        assert torch.equal(out, outputs[index][0]), index
+
+
+@pytest.mark.parametrize("shape, windows", [((512, 1000), [(512, 341), (512, 349), (512, 342)]),
+                                            ((990, 300), [(503, 300), (503, 300)])])
+def test_tiles_are_the_fewest_that_fit(shape, windows):
+    # An axis exactly patch_size long is one window; 990 rows need two windows of 495 kept rows plus the halo
+    # (496 kept rows each would fit), not three.
+    seen = []
+
+    def forward(x):
+        seen.append(tuple(x.shape[-2:]))
+        return x * 2
+
+    x = torch.rand(1, 1, *shape)
+    assert torch.equal(tile_forward(forward, x, 512, 8), x * 2)
+    assert seen == windows
+
+
+def edges_lr() -> torch.Tensor:
+    """(1, 1, 6, 6) of hard 0/1 edges, whose bicubic enlargement overshoots [0, 1]."""
+    return (torch.arange(36, dtype=torch.float64).reshape(1, 1, 6, 6) % 3 == 0).double()
+
+
+def test_back_project_keeps_values_in_0_1_where_bicubic_overshoots():
+    lr = edges_lr()
+    downscale = make_downscale(2.0, None)
+    overshoot = upscale(lr, 2.0, (12, 12))
+    assert overshoot.min() < -0.05 and overshoot.max() > 1.05
+    for iterations in (1, 3):
+        sr = back_project(torch.full((1, 1, 12, 12), 0.5, dtype=torch.float64), lr, 2.0, downscale, iterations)
+        assert sr.min() == 0 and sr.max() == 1
+
+
+def test_back_project_is_the_authors_step_at_a_non_integer_scale():
+    # sr <- clip(sr + bicubic_up(lr - bicubic_down(sr))), up with the scale's own sampling geometry (x2.5 on a 5-pixel
+    # side is 13 pixels, not a 13 / 5 = 2.6 enlargement).
+    lr = smooth_lr(5, 6, seed=8)
+    downscale = make_downscale(2.5, None)
+    sr = smooth_lr(13, 15, seed=9)
+    expected = (sr + imresize(lr - downscale(sr, (5, 6)), 2.5, out_size=(13, 15))).clamp(0, 1)
+    torch.testing.assert_close(back_project(sr.clone(), lr, 2.5, downscale, 1), expected, atol=1e-12, rtol=0)
+
+
+def test_back_project_acts_on_the_last_two_dims():
+    # Like imresize, any leading dims: (C, h, w) as well as (N, C, h, w).
+    lr = smooth_lr(6, 7, seed=10)
+    sr = smooth_lr(12, 14, seed=11)
+    downscale = make_downscale(2.0, None)
+    batched = back_project(sr.clone(), lr, 2.0, downscale, 2)
+    torch.testing.assert_close(back_project(sr[0].clone(), lr[0], 2.0, downscale, 2), batched[0])
