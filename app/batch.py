@@ -20,6 +20,7 @@ from app.config import ServiceConfig
 from app.engine import EngineConfig, SRResult, load_image, super_resolve
 from app.errors import ZSSRError
 from app.jobs.output import FORMATS, save, with_profile
+from app.jpeg_profile import JpegProfile
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,10 @@ def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar) -> Enlarg
     try:
         photo = load_image(source)
         image, icc = with_profile(photo)
-        return Enlarged(image, super_resolve(image, engine, on_step=progress), icc, photo.info.get("exif"))
+        # A JPEG's own tables make the training sons (sons_jpeg) and choose the photo prior (warm_start auto).
+        jpeg = JpegProfile.read(source.read_bytes()) if source.suffix.lower() in (".jpg", ".jpeg") else None
+        return Enlarged(image, super_resolve(image, engine, jpeg=jpeg, on_step=progress), icc,
+                        photo.info.get("exif"))
     finally:
         progress.close()
 
