@@ -1,11 +1,12 @@
 """Mutation testing of one module at a time: mutmut on a copy of the tree, only the fast tests that cover it, a score.
 
-    .venv/bin/python tests/mutation/run.py app/engine/lr_policy.py [--jobs 1] [--show]
+    .venv/bin/python tests/mutation/run.py app/engine/lr_policy.py [--jobs 1] [--show] [--survivors]
 
 Needs `pip install -r tests/mutation/requirements.txt`. The tree (app/, tests/ and the files the tests read) is
 copied to a scratch folder and mutmut runs there, so the working tree never holds mutated code and other edits in
 it are not disturbed. The score is killed / (total - equivalent); the equivalent mutants, each with its reason, are
 listed in tests/mutation/EQUIVALENT.md. Survivors are printed with their diffs (all of them with --show).
+--survivors keeps the last run's results and tries only its survivors again, against the tests as they are now.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ TESTS = {
     "app/jpeg_profile.py": ["tests/test_jpeg_profile.py", "tests/test_degradation.py"],
     "app/engine/infer.py": ["tests/test_infer.py"],
     "app/engine/resize.py": ["tests/test_resize.py"],
-    "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_output_formats.py"],
+    "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_mutants_uploads.py",
+                           "tests/web/test_output_formats.py"],
     "app/web/access.py": ["tests/web/test_access.py"],
     "app/jobs/output.py": ["tests/web/test_output_formats.py", "tests/test_output.py"],
     "app/config.py": ["tests/test_config.py"],
@@ -44,13 +46,12 @@ COPIED = ["app", "tests", "pytest.ini", "config.json", "templates", "static", "R
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
-def copy_tree(work: Path) -> None:
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+def copy_tree(work: Path, names: list[str]) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "mutants")
-    for name in COPIED:
+    for name in names:
         source = ROOT / name
+        if (work / name).is_dir():
+            shutil.rmtree(work / name)
         if source.is_dir():
             shutil.copytree(source, work / name, ignore=ignore)
         elif source.exists():
@@ -85,17 +86,29 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "zssr-mutation",
                         help="scratch folder; each module gets its own subfolder, made anew on each run")
     parser.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the last run's survivors, with the tests copied afresh (app/ unchanged)")
     args = parser.parse_args()
 
     tests = [name for name in TESTS[args.module] if (ROOT / name).exists()]
     work = args.work / args.module.replace("/", ".").removesuffix(".py")
-    copy_tree(work)
-    write_config(work, args.module, tests)
     mutmut = ["nice", "-n", "5", sys.executable, "-m", "mutmut"]
+    again: list[str] = []
+    before: dict[str, str] = {}
+    if args.survivors:
+        before = results(work, mutmut)
+        again = sorted(name for name, s in before.items() if s not in DETECTED and name not in equivalent_names())
+        copy_tree(work, ["tests"])
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        copy_tree(work, COPIED)
+    write_config(work, args.module, tests)
     # One torch thread per mutant: more only spin against each other and the background work on two cores.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     started = time.monotonic()
-    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs)], cwd=work, env=env,
+    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *again], cwd=work, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     minutes = (time.monotonic() - started) / 60
     (work / "mutmut-run.log").write_text(run.stdout)
@@ -104,7 +117,8 @@ def main() -> int:
         print(f"mutmut run failed ({run.returncode}); log in {work / 'mutmut-run.log'}", file=sys.stderr)
         return 1
 
-    status = results(work, mutmut)
+    # mutmut drops cached verdicts when the test selection changes; those not tried again keep the last run's.
+    status = {**before, **{name: s for name, s in results(work, mutmut).items() if not before or name in again}}
     equivalent = equivalent_names()
     killed = sorted(name for name, s in status.items() if s in DETECTED)
     survived = sorted(name for name, s in status.items() if s not in DETECTED and name not in equivalent)
