@@ -34,7 +34,7 @@ TESTS = {
     "app/engine/resize.py": ["tests/test_resize.py"],
     "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_mutants_uploads.py",
                            "tests/web/test_output_formats.py"],
-    "app/web/access.py": ["tests/web/test_access.py"],
+    "app/web/access.py": ["tests/web/test_access.py", "tests/web/test_mutants_access.py"],
     "app/jobs/output.py": ["tests/test_output.py", "tests/web/test_output_formats.py"],
     "app/config.py": ["tests/test_config.py"],
 }
