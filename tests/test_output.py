@@ -182,3 +182,12 @@ def test_encode_writes_the_spec_and_leaves_exif_out_when_asked():
     assert (OutputSpec("jpeg").mimetype, OutputSpec("jpeg").extension) == ("image/jpeg", "jpg")
     assert (OutputSpec().format, OutputSpec().quality) == ("png", DEFAULT_QUALITY)
     assert np.asarray(Image.open(io.BytesIO(encode(image, OutputSpec())))).shape == (12, 16, 3)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"])
+def test_every_gray_mode_keeps_a_gray_profile_and_drops_a_colour_one(mode):
+    image = Image.new(mode, (4, 4))
+    image.info["icc_profile"] = GRAY
+    assert with_profile(image)[1] == GRAY
+    image.info["icc_profile"] = ADOBE_RGB
+    assert with_profile(image)[1] is None
