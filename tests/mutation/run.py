@@ -36,7 +36,7 @@ TESTS = {
                            "tests/web/test_output_formats.py"],
     "app/web/access.py": ["tests/web/test_access.py", "tests/web/test_mutants_access.py"],
     "app/jobs/output.py": ["tests/test_output.py", "tests/web/test_output_formats.py"],
-    "app/config.py": ["tests/test_config.py"],
+    "app/config.py": ["tests/test_config.py", "tests/test_mutants_config.py"],
 }
 
 # What the tests read besides app/ and tests/.
