@@ -222,3 +222,19 @@ def test_a_cascade_son_is_the_step_befores_enlargement_of_the_father_made_small_
         enlarged = before.eval()(lr_son(middle, 2.0, downscale, 0.0, generator)).clamp(0, 1)
     assert torch.equal(son, upscale(enlarged, 2.0, tuple(hr.shape[-2:])))
     assert "cascade" in plan.degradation() and "before.pt" in plan.degradation()
+
+
+TRAINING = pretrain.Path(__file__).resolve().parent.parent / "app" / "engine" / "weights" / "training"
+
+
+@pytest.mark.parametrize("state", sorted(TRAINING.glob("*.pt")), ids=lambda p: p.stem)
+def test_committed_training_states_match_their_record_and_resume(state):
+    """The runs carried from session to session: checksum as recorded, on training sets only, resumable."""
+    record = json.loads(state.with_suffix(".json").read_text())
+    assert sha256(state) == record["sha256"]
+    checkpoint = read_checkpoint(state)
+    assert checkpoint["progress"]["iteration"] == record["iterations"] > 0
+    assert {pretrain.Path(d).name for d in record["data"]} <= {"train", "T91", "General100", "BSD200"}
+    assert sum(s["end"] - s["start"] for s in record["segments"]) == record["iterations"]
+    plan = pretrain.Plan(**record["plan"])
+    assert plan.learning_rate(record["iterations"]) <= plan.lr
