@@ -8,7 +8,8 @@ runs that stop and resume exactly and accumulate over sessions.
     nohup nice python -m app.pretrain --resume app/engine/weights/training/photo_x2.pt &
     # a later gradual step's weights: trained on the enlargements of the step before (the 8x job's steps 2 and 3)
     nohup nice python -m app.pretrain --data ../shared/data/train --photo \
-        --cascade app/engine/weights/zssr_x2_photo.pt --init app/engine/weights/zssr_x2.pt --iterations 8000 --state app/engine/weights/training/later_x2.pt &
+        --cascade app/engine/weights/zssr_x2_photo.pt --init app/engine/weights/zssr_x2.pt --iterations 8000 \
+        --state app/engine/weights/training/later_x2b.pt &
     # write the weights alone (no optimizer state) for config.json's warm_start
     python -m app.pretrain --export app/engine/weights/training/photo_x2.pt --out app/engine/weights/zssr_x2_photo.pt
 
@@ -131,6 +132,14 @@ class Plan:
     seed: int = 0
     init: str | None = None  # the weights the run started from
     cascade: str | None = None  # the step before's weights: the sons are its enlargements (later gradual steps)
+    # HR pixels of context on each side that the step before sees and the loss does not (its borders are not the
+    # job's: there it enlarges whole photos); 0 in runs from before it was recorded
+    cascade_margin: int = 0
+
+    @property
+    def father_side(self) -> int:
+        """The side of the crop drawn from a father: the training crop, with the cascade's context around it."""
+        return self.crop + (2 * self.cascade_margin if self.cascade is not None else 0)
 
     def learning_rate(self, iteration: int) -> float:
         """Cosine from `lr` at iteration 0 to `lr_end` at `iterations` (and after)."""
@@ -187,13 +196,15 @@ def batch_maker(plan: Plan, pool: FatherPool, device: torch.device | None = None
         rng = np.random.default_rng([plan.seed, iteration])
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         # A cascade's father is made small twice: its crop keeps whole pixels at both sizes.
-        hr = pool.sample(rng, plan.crop, plan.batch, factor * factor if before is not None else factor)
+        hr = pool.sample(rng, plan.father_side, plan.batch, factor * factor if before is not None else factor)
         if before is None:
             return degrade(hr, rng, generator), hr
         middle = downscale(hr).clamp(0, 1)
         with torch.no_grad():
             enlarged = before(degrade(middle, rng, generator).to(next(before.parameters()).device)).clamp(0, 1)
-        return upscale(enlarged.to(hr.device), plan.scale_factor, tuple(hr.shape[-2:])), hr
+        son = upscale(enlarged.to(hr.device), plan.scale_factor, tuple(hr.shape[-2:]))
+        m = plan.cascade_margin
+        return (son, hr) if m == 0 else (son[..., m:-m, m:-m], hr[..., m:-m, m:-m])
 
     return make
 
@@ -269,6 +280,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sons degraded as real photos (blur, noise, JPEG) instead of clean bicubic")
     parser.add_argument("--cascade", type=Path,
                         help="the step before's weights: train a later gradual step on its enlargements")
+    parser.add_argument("--cascade_margin", type=int, default=16,
+                        help="HR pixels of context around each cascade crop (a multiple of scale_factor squared)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--save_every", type=float, default=300.0, help="seconds between saves of the state")
@@ -278,6 +291,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--export needs --out")
     elif args.resume is None and (args.data is None or args.state is None or args.iterations is None):
         parser.error("a new run needs --data, --state and --iterations (or --resume STATE)")
+    square = int(args.scale_factor) ** 2
+    if args.cascade is not None and args.cascade_margin % square:
+        parser.error(f"--cascade_margin must be a multiple of {square} (scale_factor squared), got "
+                     f"{args.cascade_margin}")
     for name in ("iterations", "stop_at", "crop", "batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -315,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(data=[str(d) for d in args.data], iterations=args.iterations, crop=args.crop, batch=args.batch,
                     lr=args.lr, lr_end=args.lr_end, scale_factor=args.scale_factor, noise_std=args.noise_std,
                     photo=args.photo, seed=args.seed, init=None if args.init is None else str(args.init),
-                    cascade=None if args.cascade is None else str(args.cascade))
+                    cascade=None if args.cascade is None else str(args.cascade),
+                    cascade_margin=args.cascade_margin)
         progress = Progress()
         if args.init is not None:
             previous = load_weights(net, args.init)["recipe"]
@@ -327,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     folders = image_folders([Path(d) for d in plan.data])
     sources = [s.to(device) for s in load_sources(folders)]
     # Fathers no smaller than the crop keep every batch at the full crop size.
-    pool = FatherPool.build(sources, plan.scale_factor, max(plan.crop, min_father_side(plan.scale_factor)))
+    pool = FatherPool.build(sources, plan.scale_factor, max(plan.father_side, min_father_side(plan.scale_factor)))
     log.info("%d images from %s, %d fathers with downscaled copies, on %s; iteration %d of %d", len(sources),
              ", ".join(f.name for f in folders), len(pool.fathers), describe(device), progress.iteration,
              plan.iterations)

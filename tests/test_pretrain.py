@@ -238,3 +238,29 @@ def test_committed_training_states_match_their_record_and_resume(state):
     assert sum(s["end"] - s["start"] for s in record["segments"]) == record["iterations"]
     plan = pretrain.Plan(**record["plan"])
     assert plan.learning_rate(record["iterations"]) <= plan.lr
+
+
+def test_a_cascade_margin_gives_the_step_before_context_the_loss_does_not_see(data, tmp_path):
+    from app.engine.config import EngineConfig
+    from app.engine.network import ZSSRNet
+    from app.engine.warm_start import save_weights
+
+    torch.manual_seed(0)
+    before = ZSSRNet(EngineConfig())
+    torch.nn.init.normal_(before.layers[-1].weight, 0.0, 0.01)
+    save_weights(before, EngineConfig(), tmp_path / "before.pt", recipe={"scale_factor": 2.0})
+    pool = pretrain.FatherPool.build(pretrain.load_sources(pretrain.image_folders([data])), 2.0, 32)
+    common = dict(data=[str(data)], iterations=4, batch=2, seed=1, cascade=str(tmp_path / "before.pt"))
+    with_margin = pretrain.Plan(crop=16, cascade_margin=8, **common)
+    assert with_margin.father_side == 32
+    son, hr = pretrain.batch_maker(with_margin, pool)(2)
+    whole_son, whole_hr = pretrain.batch_maker(pretrain.Plan(crop=32, **common), pool)(2)
+    assert son.shape == hr.shape == (2, 3, 16, 16)
+    assert torch.equal(hr, whole_hr[..., 8:-8, 8:-8]) and torch.equal(son, whole_son[..., 8:-8, 8:-8])
+
+
+def test_a_cascade_margin_that_splits_pixels_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as excinfo:
+        pretrain.main(["--data", "x", "--state", "s", "--iterations", "1", "--cascade", "w.pt",
+                       "--cascade_margin", "6"])
+    assert excinfo.value.code == 2
