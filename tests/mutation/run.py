@@ -31,7 +31,7 @@ TESTS = {
     "app/engine/dihedral.py": ["tests/test_dihedral.py", "tests/test_infer.py"],
     "app/jpeg_profile.py": ["tests/test_jpeg_profile.py", "tests/test_degradation.py"],
     "app/engine/infer.py": ["tests/test_infer.py"],
-    "app/engine/resize.py": ["tests/test_resize.py"],
+    "app/engine/resize.py": ["tests/test_resize.py", "tests/test_mutants_resize.py", "tests/test_paper_fidelity.py"],
     "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_mutants_uploads.py",
                            "tests/web/test_output_formats.py"],
     "app/web/access.py": ["tests/web/test_access.py", "tests/web/test_mutants_access.py"],
