@@ -31,6 +31,7 @@ TESTS = {
     "app/engine/dihedral.py": ["tests/test_dihedral.py", "tests/test_infer.py"],
     "app/jpeg_profile.py": ["tests/test_jpeg_profile.py", "tests/test_degradation.py"],
     "app/engine/infer.py": ["tests/test_infer.py"],
+    "app/engine/pairs.py": ["tests/test_train.py", "tests/test_warp.py", "tests/test_pinned_boundaries.py"],
     "app/engine/resize.py": ["tests/test_resize.py", "tests/test_mutants_resize.py", "tests/test_paper_fidelity.py"],
     "app/web/uploads.py": ["tests/web/test_uploads.py", "tests/web/test_mutants_uploads.py",
                            "tests/web/test_output_formats.py"],
@@ -84,7 +85,7 @@ def main() -> int:
     parser.add_argument("module", choices=sorted(TESTS), help="path of the module to mutate")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (the cores are shared)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "zssr-mutation",
-                        help="scratch folder; each module gets its own subfolder, made anew on each run")
+                        help="scratch folder; each module gets its own subfolder, made anew unless --survivors")
     parser.add_argument("--show", action="store_true", help="print the diff of every surviving mutant")
     parser.add_argument("--survivors", action="store_true",
                         help="rerun only the last run's survivors, with the tests copied afresh (app/ unchanged)")
@@ -108,14 +109,16 @@ def main() -> int:
     # One torch thread per mutant: more only spin against each other and the background work on two cores.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     started = time.monotonic()
-    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *again], cwd=work, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # With --survivors and none left, `mutmut run` without names would redo every verdict it dropped.
+    if again or not args.survivors:
+        run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *again], cwd=work, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        (work / "mutmut-run.log").write_text(run.stdout)
+        if run.returncode != 0:
+            print(run.stdout[-4000:])
+            print(f"mutmut run failed ({run.returncode}); log in {work / 'mutmut-run.log'}", file=sys.stderr)
+            return 1
     minutes = (time.monotonic() - started) / 60
-    (work / "mutmut-run.log").write_text(run.stdout)
-    if run.returncode != 0:
-        print(run.stdout[-4000:])
-        print(f"mutmut run failed ({run.returncode}); log in {work / 'mutmut-run.log'}", file=sys.stderr)
-        return 1
 
     # mutmut drops cached verdicts when the test selection changes; those not tried again keep the last run's.
     status = {**before, **{name: s for name, s in results(work, mutmut).items() if not before or name in again}}
