@@ -15,8 +15,7 @@ from app.config import ServiceConfig, load_settings
 from app.errors import ConfigError
 from app.web import close_app, create_app
 from app.web.access import SECRET_ENV, client_address, client_id, key_digest, load_key_digests
-from conftest import TINY
-from websupport import jpeg_bytes
+from websupport import TINY, jpeg_bytes
 
 PHOTO = jpeg_bytes(120, 90)
 DIGEST = key_digest("file-key-0123456789")
