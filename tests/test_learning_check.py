@@ -234,3 +234,9 @@ def test_the_job_json_carries_the_choice_and_the_learning(tiny_config, two_weigh
     result = run_zssr(request, config, tracker, lambda: False).result
     assert (result.weights, result.weights_chosen_by) == ("photo.pt", "a JPEG input")
     assert result.learning is not None and result.learning[0]["step"] == 1
+
+
+def test_a_strip_is_held_out_exactly_where_the_rest_still_makes_fathers():
+    # MIN_STRIP (24) held out of 56 leaves exactly MIN_TRAIN_SIDE (32): allowed; of 55, not.
+    assert HeldOut.split(torch.rand(1, 3, 56, 56)) is not None
+    assert HeldOut.split(torch.rand(1, 3, 55, 55)) is None
