@@ -127,17 +127,22 @@ def test_tile_forward_refuses_a_patch_within_the_receptive_field():
         tile_forward(net, torch.rand(1, 3, 20, 20, dtype=torch.float64), 6, 3)
 
 
-@pytest.mark.parametrize("shape", [(724, 1000), (513, 300), (1030, 1030)])
-def test_tiles_fit_the_patch_and_overlap_only_by_the_halo(shape):
-    """Windows never exceed `patch_size`, and the work beyond the image itself is only the halo margins."""
-    windows = []
+def doubling_recorder(windows: list):
+    """A stand-in network that doubles its input and records each window's (H, W)."""
 
     def forward(x):
         windows.append(tuple(x.shape[-2:]))
         return x * 2
 
+    return forward
+
+
+@pytest.mark.parametrize("shape", [(724, 1000), (513, 300), (1030, 1030)])
+def test_tiles_fit_the_patch_and_overlap_only_by_the_halo(shape):
+    """Windows never exceed `patch_size`, and the work beyond the image itself is only the halo margins."""
+    windows = []
     x = torch.rand(1, 1, *shape)
-    assert torch.equal(tile_forward(forward, x, 512, 8), x * 2)
+    assert torch.equal(tile_forward(doubling_recorder(windows), x, 512, 8), x * 2)
     assert all(h <= 512 and w <= 512 for h, w in windows)
     rows = -(-(shape[0]) // 496)
     cols = -(-(shape[1]) // 496)
@@ -265,13 +270,8 @@ def test_tiles_are_the_fewest_that_fit(shape, windows):
     # An axis exactly patch_size long is one window; 990 rows need two windows of 495 kept rows plus the halo
     # (496 kept rows each would fit), not three.
     seen = []
-
-    def forward(x):
-        seen.append(tuple(x.shape[-2:]))
-        return x * 2
-
     x = torch.rand(1, 1, *shape)
-    assert torch.equal(tile_forward(forward, x, 512, 8), x * 2)
+    assert torch.equal(tile_forward(doubling_recorder(seen), x, 512, 8), x * 2)
     assert seen == windows
 
 
