@@ -45,7 +45,7 @@ from app.engine.image_io import load_image, to_planes
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, lr_son, make_downscale, min_father_side, upscale
-from app.engine.warm_start import load_weights, read_checkpoint, save_weights, sha256
+from app.engine.warm_start import file_arch, load_weights, read_checkpoint, save_weights, sha256, with_arch
 
 log = logging.getLogger("app.pretrain")
 
@@ -183,7 +183,7 @@ def batch_maker(plan: Plan, pool: FatherPool, device: torch.device | None = None
     photo = PhotoDegradation(factor) if plan.photo else None
     before = None
     if plan.cascade is not None:
-        before = ZSSRNet(EngineConfig())
+        before = ZSSRNet(with_arch(EngineConfig(), file_arch(plan.cascade, "--cascade")))
         load_weights(before, plan.cascade, plan.scale_factor, "--cascade")
         before = before.to(device or torch.device("cpu")).eval()
 
@@ -268,6 +268,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the schedule's length (a new run), or a longer one for a resumed run")
     parser.add_argument("--stop_at", type=int, help="stop (saving) at this iteration, before the plan's end")
     parser.add_argument("--minutes", type=float, help="stop (saving) after this much wall-clock time")
+    parser.add_argument("--width", type=int, default=64, help="a new run from scratch: model_width")
+    parser.add_argument("--depth", type=int, default=8, help="a new run from scratch: model_depth")
+    parser.add_argument("--fold", type=int, default=1, choices=(1, 2, 3, 4),
+                        help="a new run from scratch: model_fold (2: layers on 2x2 blocks, sub-pixel output)")
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -311,15 +315,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = EngineConfig()
+    # The network: a resumed run's or an --init file's own, else the one the arguments describe.
+    config = EngineConfig(model_width=args.width, model_depth=args.depth, model_fold=args.fold)
+    checkpoint = None
+    if args.resume is not None:
+        checkpoint = read_checkpoint(args.resume, "--resume")
+        if "progress" not in checkpoint:
+            raise SystemExit(f"{args.resume} holds weights alone, not a run's state; start a run with --init")
+        config = with_arch(config, checkpoint["arch"])
+    elif args.init is not None:
+        config = with_arch(config, file_arch(args.init, "--init"))
     torch.manual_seed(args.seed)  # a new run's initial weights; a resumed one loads its own
     net = ZSSRNet(config)
     optimizer_state, previous = None, None
-    if args.resume is not None:
+    if checkpoint is not None:
         state_path = args.resume
-        checkpoint = read_checkpoint(state_path, "--resume")
-        if "progress" not in checkpoint:
-            raise SystemExit(f"{state_path} holds weights alone, not a run's state; start a run with --init")
         plan, progress = Plan(**checkpoint["recipe"]["plan"]), Progress(**checkpoint["progress"])
         if args.iterations is not None:
             if args.iterations < plan.iterations:

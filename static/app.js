@@ -249,6 +249,7 @@
       ["Started from", (result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)") +
         (result.weights_chosen_by ? `, chosen by ${result.weights_chosen_by}` : "") +
         (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
+      ["Network", result.network || "unknown"],
       ["Learning from this photo", describeLearning(result.learning)],
       ["Read from the photo", describeDegradation(result.degradation)],
       ["Self-check", describeSelfCheck(result.self_check, result.fallback)],

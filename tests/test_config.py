@@ -129,6 +129,7 @@ def test_every_declared_range_is_enforced_on_both_sides(cls):
 
 @pytest.mark.parametrize("key, value", [
     ("in_channels", 2), ("in_channels", 4), ("model_kernel_size", 4), ("model_kernel_size", 11),
+    ("model_fold", 0), ("model_fold", 5),
 ])
 def test_bad_choice_is_named(key, value):
     with pytest.raises(ConfigError) as excinfo:
@@ -326,7 +327,7 @@ RANGES = {
     },
 }
 CHOICES = {
-    EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9),
+    EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9), "model_fold": (1, 2, 3, 4),
                    "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred"),
                    "father_augment": ("dihedral", "warp"), "father_sampling": ("area", "source")},
     ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},

@@ -39,9 +39,9 @@ def smooth_lr(h: int = 9, w: int = 14, seed: int = 0) -> torch.Tensor:
     return (0.2 + 0.6 * imresize(coarse, out_size=(h, w))).clamp(0.2, 0.8)
 
 
-def random_net(depth: int = 3, width: int = 8, seed: int = 0) -> ZSSRNet:
+def random_net(depth: int = 3, width: int = 8, seed: int = 0, fold: int = 1) -> ZSSRNet:
     torch.manual_seed(seed)
-    net = ZSSRNet(EngineConfig(model_depth=depth, model_width=width)).double().eval()
+    net = ZSSRNet(EngineConfig(model_depth=depth, model_width=width, model_fold=fold)).double().eval()
     with torch.no_grad():
         # The last layer starts at zero (an untrained net is the identity); give it a residual that matters.
         torch.nn.init.normal_(net.layers[-1].weight, 0.0, 0.5)
@@ -112,6 +112,34 @@ def test_tiled_equals_untiled(patch_size, shape):
     assert tiled.shape == whole.shape
     torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
     assert (whole - x).abs().max() > 1e-2  # the residual is not negligible, so a seam would show
+
+
+@pytest.mark.parametrize("fold", [2, 3])
+@pytest.mark.parametrize("shape", [(45, 37), (31, 64)])
+def test_tiled_equals_untiled_for_a_folded_network(fold, shape):
+    net = random_net(fold=fold)
+    x = torch.rand(1, 3, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(fold))
+    whole = net(x)
+    tiled = tile_forward(net, x, 24 + 2 * fold, net.receptive_radius, align=fold)
+    torch.testing.assert_close(tiled, whole, atol=1e-10, rtol=0)
+    assert (whole - x).abs().max() > 1e-2
+
+
+def test_a_folded_network_tiled_off_its_block_grid_leaves_seams():
+    """Windows that start between blocks fold other pixels together than the whole image does."""
+    net = random_net(fold=2)
+    x = torch.rand(1, 3, 45, 37, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert (tile_forward(net, x, 25, net.receptive_radius) - net(x)).abs().max() > 1e-4
+
+
+def test_enlarge_tiles_a_folded_network_on_its_block_grid():
+    net = random_net(fold=2)
+    lr = torch.rand(1, 3, 23, 19, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kwargs = dict(halo=net.receptive_radius, ensemble=True, back_projection_iters=2)
+    downscale = make_downscale(2.0, None)
+    whole = enlarge(net, lr, 2.0, downscale, patch_size=512, **kwargs)
+    tiled = enlarge(net, lr, 2.0, downscale, patch_size=24, align=2, **kwargs)
+    torch.testing.assert_close(tiled, whole, atol=1e-10, rtol=0)
 
 
 def test_tiling_without_enough_halo_leaves_seams():

@@ -234,6 +234,8 @@ def test_the_job_json_carries_the_choice_and_the_learning(tiny_config, two_weigh
     result = run_zssr(request, config, tracker, lambda: False).result
     assert (result.weights, result.weights_chosen_by) == ("photo.pt", "a JPEG input")
     assert result.learning is not None and result.learning[0]["step"] == 1
+    depth, width = tiny_config.model_depth, tiny_config.model_width
+    assert result.network == f"{depth} layers of {width}, on every pixel"
 
 
 def test_a_strip_is_held_out_exactly_where_the_rest_still_makes_fathers():

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from app.config import REPOSITORY_ROOT, check_paths, load_settings
 from app.engine.config import EngineConfig
@@ -67,17 +68,23 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
     tiny = EngineConfig(model_depth=2, model_width=8, device="cpu")
     weights = tmp_path / "w.pt"
     save_weights(ZSSRNet(tiny), tiny, weights, recipe={"scale_factor": 2.0})
+    rgb = tmp_path / "rgb.pt"
+    save_weights(ZSSRNet(tiny), tiny, rgb, recipe={"scale_factor": 2.0})
+    # A file whose recorded design (width 16) is not its weights' (width 8): no network fits both.
+    mislabelled = tmp_path / "mislabelled.pt"
+    torch.save({**torch.load(weights), "arch": {**torch.load(weights)["arch"], "model_width": 16}}, mislabelled)
     (tmp_path / "junk.pt").write_bytes(b"junk" * 10)
     np.save(tmp_path / "k.npy", np.ones((5, 5)))
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     return {
         "missing weights": ("warm_start", tiny.replace(warm_start=str(tmp_path / "none.pt"))),
         "unreadable weights": ("warm_start", tiny.replace(warm_start=str(tmp_path / "junk.pt"))),
-        "another network": ("warm_start", tiny.replace(warm_start=str(weights), model_width=16)),
+        "weights unlike their record": ("warm_start", tiny.replace(warm_start=str(mislabelled))),
         "another scale": ("warm_start", tiny.replace(warm_start=str(weights), scale_factor=3.0)),
         "missing later weights": ("later_warm_start", tiny.replace(later_warm_start=str(tmp_path / "none.pt"))),
-        "later weights of another network": ("later_warm_start",
-                                             tiny.replace(later_warm_start=str(weights), model_width=16)),
+        "later weights unlike their record": ("later_warm_start", tiny.replace(later_warm_start=str(mislabelled))),
+        "later weights that see other planes": ("later_warm_start",
+                                                tiny.replace(later_warm_start=str(rgb), in_channels=1)),
         "missing kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "none.npy"))),
         "unreadable kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "bad.npy"))),
         "kernel at x1.5": ("kernel", tiny.replace(kernel=str(tmp_path / "k.npy"), scale_factor=1.5)),
@@ -85,8 +92,9 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
     }
 
 
-CASES = ["missing weights", "unreadable weights", "another network", "another scale", "missing later weights",
-         "later weights of another network", "missing kernel",
+CASES = ["missing weights", "unreadable weights", "weights unlike their record", "another scale",
+         "missing later weights", "later weights unlike their record", "later weights that see other planes",
+         "missing kernel",
          "unreadable kernel", "kernel at x1.5", "no such device"]
 
 

@@ -132,6 +132,21 @@ def test_a_run_starts_from_init_weights_and_records_them(data, tmp_path):
     assert all(torch.equal(weights(first)[k], v) for k, v in weights(second).items())
 
 
+def test_a_run_keeps_the_design_it_started_with(data, tmp_path):
+    """--fold/--depth/--width describe a new run's network; a resumed run, and one started from --init weights,
+    keep the design their file records whatever the arguments say."""
+    folded = tmp_path / "folded.pt"
+    new_run(data, folded, 3, "--fold", "2", "--depth", "3", "--width", "12", "--stop_at", "1")
+    arch = read_checkpoint(folded)["arch"]
+    assert (arch["model_fold"], arch["model_depth"], arch["model_width"]) == (2, 3, 12)
+    assert weights(folded)["layers.0.weight"].shape == (12, 12, 3, 3)  # 3 colours x 2x2 blocks in
+    run("--resume", str(folded), "--fold", "1", "--depth", "5")
+    assert read_checkpoint(folded)["arch"] == arch and read_checkpoint(folded)["progress"]["iteration"] == 3
+    continued = tmp_path / "continued.pt"
+    new_run(data, continued, 1, "--init", str(folded))
+    assert read_checkpoint(continued)["arch"] == arch
+
+
 def test_benchmark_sets_are_refused(tmp_path):
     folder = tmp_path / "Set14"
     folder.mkdir()

@@ -152,6 +152,7 @@ def test_tiled_inference_covers_every_pixel_and_equals_one_untiled_pass(h, w, de
 def test_tiles_cut_each_axis_into_near_equal_parts_whose_windows_fit(length, halo, spare):
     window = 2 * halo + spare
     spans = _spans(length, window, halo)
+    assert spans == _spans(length, window, halo, align=1)
     kept = [(a, b) for _, _, a, b in spans]
     # The kept parts cover 0..length once, in order, and differ in length by at most one.
     assert kept[0][0] == 0 and kept[-1][1] == length
@@ -164,6 +165,24 @@ def test_tiles_cut_each_axis_into_near_equal_parts_whose_windows_fit(length, hal
     for start, end, a, b in spans:
         assert end - start <= window
         assert start == max(0, a - halo) and end == min(length, b + halo)
+
+
+@given(length=st.integers(1, 300), halo=st.integers(0, 10), align=st.integers(2, 4), blocks=st.integers(1, 12))
+def test_aligned_tiles_start_on_the_block_grid_and_keep_their_halo(length, halo, align, blocks):
+    rounded = -(-halo // align) * align
+    window = 2 * rounded + blocks * align
+    spans = _spans(length, window, halo, align)
+    kept = [(a, b) for _, _, a, b in spans]
+    assert kept[0][0] == 0 and kept[-1][1] == length
+    assert all(b == c for (_, b), (c, _) in zip(kept, kept[1:]))
+    if length > window:
+        # The fewest parts of whole blocks that fit.
+        assert len(spans) == -(-(-(-length // align)) // blocks)
+    for start, end, a, b in spans:
+        assert a % align == 0 and start % align == 0 and b > a
+        assert end - start <= window
+        assert start == max(0, a - rounded) and end == min(length, b + rounded)
+        assert b == length or b % align == 0
 
 
 @given(sizes=st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=3),

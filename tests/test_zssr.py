@@ -17,7 +17,7 @@ from app.engine.image_io import to_planes
 from app.engine.network import ZSSRNet
 from app.engine.resize import imresize
 from app.engine.warm_start import load_weights, save_weights
-from app.engine.zssr import build_model
+from app.engine.zssr import build_model, describe_network
 from app.errors import BadImageError, Cancelled, ConfigError
 from tests.conftest import TEST_DEVICE
 
@@ -239,18 +239,33 @@ def test_warm_start_is_used_by_the_pipeline(tiny_config, rgb_image, tmp_path):
     assert super_resolve(rgb_image, config).image.size == (48, 36)
 
 
-@pytest.mark.parametrize("change", [{"model_depth": 3}, {"model_width": 16}, {"in_channels": 1},
-                                    {"model_kernel_size": 5}])
-def test_warm_start_with_another_architecture_is_a_config_error(tiny_config, rgb_image, tmp_path, change):
+ARCH_CHANGES = [{"model_depth": 3}, {"model_width": 16}, {"in_channels": 1}, {"model_kernel_size": 5},
+                {"model_fold": 2}]
+
+
+@pytest.mark.parametrize("change", ARCH_CHANGES)
+def test_weights_do_not_load_into_another_architecture(tiny_config, tmp_path, change):
     path = tmp_path / "w.pt"
     save_weights(ZSSRNet(tiny_config), tiny_config, path, recipe={})
-    other = tiny_config.replace(**change)
     with pytest.raises(ConfigError) as excinfo:
-        load_weights(ZSSRNet(other), path)
+        load_weights(ZSSRNet(tiny_config.replace(**change)), path)
     assert excinfo.value.key == "warm_start"
-    with pytest.raises(ConfigError) as excinfo:
-        super_resolve(rgb_image, other.replace(warm_start=str(path)))
-    assert excinfo.value.key == "warm_start"
+
+
+@pytest.mark.parametrize("change", ARCH_CHANGES)
+def test_a_warm_start_is_built_into_the_network_its_file_records(tiny_config, rgb_image, tmp_path, change):
+    """The file's design wins over the config's model_* keys: the run is the one its own design would make."""
+    trained = tiny_config.replace(**change)
+    torch.manual_seed(3)
+    net = ZSSRNet(trained)
+    torch.nn.init.normal_(net.layers[-1].weight, 0.0, 0.05)
+    path = tmp_path / "w.pt"
+    save_weights(net, trained, path, recipe={})
+    config = dict(warm_start=str(path), num_epochs=2, seed=1)
+    as_recorded = super_resolve(rgb_image, trained.replace(**config))
+    as_configured = super_resolve(rgb_image, tiny_config.replace(**config))
+    assert as_configured.networks == as_recorded.networks == (describe_network(net),)
+    assert np.array_equal(np.asarray(as_configured.image), np.asarray(as_recorded.image))
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a checkpoint at all" * 20], ids=["missing", "empty", "junk"])
@@ -347,3 +362,29 @@ def test_a_network_behind_bicubic_on_the_photo_falls_back_to_bicubic(tiny_config
     np.testing.assert_array_equal(pixels(fallen.image), pixels(bicubic_resize(rgb_image, 4.0)))
     assert not np.array_equal(pixels(kept.image), pixels(fallen.image))
     assert fallen.image.size == kept.image.size == (96, 72)
+
+
+def test_later_weights_of_another_design_run_in_their_own_network(tiny_config, rgb_image, tmp_path):
+    """A later step whose file records another design switches to a network of that design (the first step's
+    network is not reused), and the result names both."""
+    later_config = tiny_config.replace(model_fold=2, model_width=12)
+    torch.manual_seed(5)
+    later = ZSSRNet(later_config)
+    torch.nn.init.normal_(later.layers[-1].weight, 0.0, 0.05)
+    path = tmp_path / "later.pt"
+    save_weights(later, later_config, path, recipe={})
+    config = tiny_config.replace(scale_times=2, num_epochs=1, later_warm_start=str(path), seed=0)
+    result = super_resolve(rgb_image, config)
+    assert result.networks == (describe_network(ZSSRNet(tiny_config)), describe_network(later))
+    assert result.image.size == (rgb_image.width * 4, rgb_image.height * 4)
+    with_first = super_resolve(rgb_image, config.replace(later_warm_start=None))
+    assert not np.array_equal(np.asarray(result.image), np.asarray(with_first.image))
+
+
+def test_later_weights_that_see_other_planes_are_a_config_error(tiny_config, rgb_image, tmp_path):
+    luma = tiny_config.replace(in_channels=1)
+    path = tmp_path / "later.pt"
+    save_weights(ZSSRNet(luma), luma, path, recipe={})
+    with pytest.raises(ConfigError, match="1 channels, the first step's network 3") as excinfo:
+        super_resolve(rgb_image, tiny_config.replace(scale_times=2, num_epochs=1, later_warm_start=str(path)))
+    assert excinfo.value.key == "later_warm_start"

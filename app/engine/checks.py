@@ -8,7 +8,7 @@ from app.engine.config import AUTO, EngineConfig
 from app.engine.device import describe, select_device
 from app.engine.network import ZSSRNet
 from app.engine.resize import load_kernel
-from app.engine.warm_start import load_weights
+from app.engine.warm_start import file_arch, load_weights, with_arch
 from app.errors import ConfigError
 
 
@@ -32,9 +32,18 @@ def preflight(config: EngineConfig) -> str:
     """
     device = select_device(config.device)
     config_kernel(config)
-    net = ZSSRNet(config)
     chosen = ("photo_warm_start", "clean_warm_start") if config.warm_start == AUTO else ("warm_start",)
+    channels = {}
     for key in chosen + ("later_warm_start",):
         if path := getattr(config, key):
-            load_weights(net, path, config.scale_factor, key)
+            # Each file is built into the network it was trained as (see zssr.build_model).
+            arch = file_arch(path, key)
+            load_weights(ZSSRNet(with_arch(config, arch)), path, config.scale_factor, key)
+            channels[key] = arch["in_channels"]
+    later = channels.pop("later_warm_start", None)
+    first = set(channels.values()) or {config.in_channels}
+    if later is not None and first != {later}:
+        raise ConfigError("later_warm_start", f"{config.later_warm_start} sees {later} channels, the first step's "
+                                              f"network {' or '.join(map(str, sorted(first)))}; the steps share "
+                                              "their planes")
     return describe(device)

@@ -104,6 +104,10 @@ class EngineConfig:
     model_width: int = option(64, "channels of each hidden conv layer", lo=1, hi=1024)
     model_depth: int = option(8, "number of conv layers", lo=2, hi=64)
     model_kernel_size: int = option(3, "conv kernel size (odd)", choices=(1, 3, 5, 7, 9))
+    model_fold: int = option(1, "1: the paper's network, whose layers work on every pixel of the enlarged input; "
+                                "f: they work on its f x f blocks folded into channels and unfold at the end "
+                                "(sub-pixel), a 1/f^2 of the work per pixel for the same width and depth",
+                             choices=(1, 2, 3, 4))
     lr: float = option(1e-3, "initial Adam learning rate", lo=0.0, hi=1.0, lo_open=True)
     lr_stop: float = option(9e-6, "stop training once the learning rate falls below this", lo=0.0, hi=1.0)
     lr_decay: float = option(0.1, "factor applied to the learning rate at a decay", lo=0.0, hi=1.0, lo_open=True)

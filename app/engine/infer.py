@@ -13,32 +13,38 @@ from app.engine.resize import Scale, output_size, scale_pair
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _spans(length: int, window: int, halo: int) -> list[tuple[int, int, int, int]]:
+def _spans(length: int, window: int, halo: int, align: int = 1) -> list[tuple[int, int, int, int]]:
     """Cut `length` into the fewest near-equal kept parts whose windows (part plus `halo` on inner sides) fit in
-    `window`; each span is (window start, window end, kept start, kept end)."""
+    `window`; each span is (window start, window end, kept start, kept end). With `align`, every cut and every
+    window start is a multiple of it (the halo rounded up to one), as a network that folds blocks of `align`
+    pixels needs to see the blocks of the whole image."""
     if length <= window:
         return [(0, length, 0, length)]
-    parts = -(-length // (window - 2 * halo))
-    bounds = [i * length // parts for i in range(parts + 1)]
+    halo = -(-halo // align) * align
+    blocks, most = -(-length // align), (window - 2 * halo) // align
+    parts = -(-blocks // most)
+    bounds = [min(length, align * (i * blocks // parts)) for i in range(parts + 1)]
     return [(max(0, a - halo), min(length, b + halo), a, b) for a, b in zip(bounds, bounds[1:])]
 
 
 @torch.no_grad()
-def tile_forward(net: Forward, x: torch.Tensor, patch_size: int, halo: int) -> torch.Tensor:
+def tile_forward(net: Forward, x: torch.Tensor, patch_size: int, halo: int, align: int = 1) -> torch.Tensor:
     """`net(x)` computed on windows of at most `patch_size`; equals the whole-image result.
 
     The image is cut into near-equal kept parts; each window adds `halo` pixels (the network's receptive radius)
     on the sides that are not the image border, so every kept pixel sees the same neighbourhood as in the whole
-    image, and no pixel is computed twice except in those margins.
+    image, and no pixel is computed twice except in those margins. A network that folds `align` x `align` blocks
+    gets windows that start on the whole image's block grid.
     """
     h, w = x.shape[-2:]
     if h <= patch_size and w <= patch_size:
         return net(x)
-    if patch_size <= 2 * halo:
-        raise ValueError(f"patch_size {patch_size} must exceed twice the receptive radius {halo}")
+    if patch_size - 2 * (-(-halo // align) * align) < align:
+        raise ValueError(f"patch_size {patch_size} must exceed twice the receptive radius {halo}"
+                         + (f" (rounded up to a multiple of {align}) by at least {align}" if align > 1 else ""))
     out = None
-    for y0, y1, top, bottom in _spans(h, patch_size, halo):
-        for x0, x1, left, right in _spans(w, patch_size, halo):
+    for y0, y1, top, bottom in _spans(h, patch_size, halo, align):
+        for x0, x1, left, right in _spans(w, patch_size, halo, align):
             y_out = net(x[..., y0:y1, x0:x1])
             if out is None:
                 out = torch.empty(x.shape[0], y_out.shape[1], h, w, dtype=y_out.dtype, device=x.device)
@@ -87,7 +93,7 @@ def back_project(sr: torch.Tensor, lr: torch.Tensor, scale_factor: Scale, downsc
 
 @torch.no_grad()
 def enlarge(net: Forward, lr: torch.Tensor, scale_factor: Scale, downscale: Downscale, *, patch_size: int,
-            halo: int, ensemble: bool, back_projection_iters: int, transforms: Sequence[int] = ALL,
+            halo: int, ensemble: bool, align: int = 1, back_projection_iters: int, transforms: Sequence[int] = ALL,
             grid_shift: int = 0,
             memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """One gradual step: `lr` (1, C, h, w) in [0, 1] -> (1, C, ceil(h * sy), ceil(w * sx)), as the authors do
@@ -103,7 +109,7 @@ def enlarge(net: Forward, lr: torch.Tensor, scale_factor: Scale, downscale: Down
     def forward(image: torch.Tensor) -> torch.Tensor:
         interpolated = upscale(image, scale_factor, output_size(tuple(image.shape[-2:]), scale_factor))
         interpolated = interpolated.contiguous(memory_format=memory_format)
-        sr = tile_forward(net, interpolated, patch_size, halo).clamp_(0, 1)
+        sr = tile_forward(net, interpolated, patch_size, halo, align).clamp_(0, 1)
         return sr.contiguous()
 
     outputs = [back_project(sr, lr, scale_factor, downscale, back_projection_iters)

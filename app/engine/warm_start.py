@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,9 @@ import torch
 from app.engine.config import AUTO
 from app.errors import ConfigError
 
-ARCH_KEYS = ("in_channels", "model_width", "model_depth", "model_kernel_size")
+ARCH_KEYS = ("in_channels", "model_width", "model_depth", "model_kernel_size", "model_fold")
+# What files written before a key existed were: the paper's network.
+ARCH_DEFAULTS = {"model_fold": 1}
 
 
 def sha256(path: str | Path) -> str:
@@ -25,6 +28,22 @@ def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: di
     arch = {k: getattr(config, k) for k in ARCH_KEYS}
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     torch.save({**(extra or {}), "arch": arch, "state_dict": state, "recipe": recipe}, path)
+
+
+def with_arch(config: Any, arch: dict) -> Any:
+    """`config` with the network architecture `arch` (a weights file's) in place of its own."""
+    return dataclasses.replace(config, **{k: arch.get(k, ARCH_DEFAULTS.get(k)) for k in ARCH_KEYS})
+
+
+def file_arch(path: str | Path, key: str = "warm_start") -> dict:
+    """The architecture the weights file at `path` was trained with."""
+    arch = read_checkpoint(path, key)["arch"]
+    return {k: arch.get(k, ARCH_DEFAULTS.get(k)) for k in ARCH_KEYS}
+
+
+def file_arch_of(net: torch.nn.Module) -> dict:
+    """The architecture of a built network, as a weights file records it."""
+    return {k: getattr(net, "config_" + k) for k in ARCH_KEYS}
 
 
 def read_checkpoint(path: str | Path, key: str = "warm_start") -> dict:
@@ -56,7 +75,7 @@ def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | N
                                f"or set {key} to null")
     for arch_key in ARCH_KEYS:
         wanted = getattr(net, "config_" + arch_key, None)
-        if wanted is not None and arch.get(arch_key) != wanted:
+        if wanted is not None and arch.get(arch_key, ARCH_DEFAULTS.get(arch_key)) != wanted:
             raise ConfigError(key, f"{path} was trained with {arch_key}={arch.get(arch_key)}, config has {wanted}")
     try:
         net.load_state_dict(checkpoint["state_dict"])

@@ -24,8 +24,8 @@ from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, output_size
 from app.engine.train import ReconstructionProbe, TrainResult, train
-from app.engine.warm_start import choose_warm_start, load_weights
-from app.errors import BadImageError, Cancelled
+from app.engine.warm_start import choose_warm_start, file_arch, file_arch_of, load_weights, with_arch
+from app.errors import BadImageError, Cancelled, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class SRResult:
     # learning_check: per trained step, the held-out strip's PSNR with the step's learning and without, and
     # whether it was kept (holdout.Judgement.describe()); None when no check ran
     learning: tuple[dict, ...] | None = None
+    # the first step's network in words (describe_network) and, where later steps started another design, theirs
+    networks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,14 +63,14 @@ class _Totals:
     iterations: list[int] = field(default_factory=list)
     budget_exhausted: bool = False
     train_seconds: float = 0.0
-    train_pixels: float = 0.0  # father pixels seen by the network in training
+    train_gflop: float = 0.0  # forward + backward, counted as 3x the forward FLOPs
     infer_seconds: float = 0.0
-    infer_pixels: float = 0.0  # output pixels computed, once per ensemble transform
+    infer_gflop: float = 0.0
 
-    def add_training(self, result: TrainResult) -> None:
+    def add_training(self, result: TrainResult, net: ZSSRNet) -> None:
         self.iterations.append(result.iterations)
         self.train_seconds += result.seconds
-        self.train_pixels += result.pixels
+        self.train_gflop += 3 * net.flops_per_pixel * result.pixels / 1e9  # father pixels seen
         self.budget_exhausted = self.budget_exhausted or result.budget_exhausted
 
 
@@ -85,16 +87,22 @@ class _Autocast(torch.nn.Module):
 
 
 def build_model(config: EngineConfig, device: torch.device,
-                warm_start: str | None = None) -> tuple[ZSSRNet, torch.nn.Module]:
+                warm_start: str | None = None, key: str = "warm_start") -> tuple[ZSSRNet, torch.nn.Module]:
     """The network (for its parameters), started from `warm_start` (default: the config's own file; see
-    choose_warm_start for `auto`), and the callable that runs it (compiled or autocast where asked)."""
+    choose_warm_start for `auto`), and the callable that runs it (compiled or autocast where asked).
+
+    A weights file carries its architecture, and the network is built to it: the config's model_* keys describe
+    the network that starts from scratch. (`auto` may start a JPEG from one design and a lossless image from
+    another, and the later gradual steps from a third.)"""
     if config.seed is not None:
         torch.manual_seed(config.seed)
-    net = ZSSRNet(config)
     if warm_start is None and config.warm_start != AUTO:
         warm_start = config.warm_start
     if warm_start:
-        load_weights(net, warm_start, config.scale_factor)
+        config = with_arch(config, file_arch(warm_start, key))
+    net = ZSSRNet(config)
+    if warm_start:
+        load_weights(net, warm_start, config.scale_factor, key)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     net = net.to(device=device, memory_format=memory_format)
     model: torch.nn.Module = net
@@ -105,6 +113,12 @@ def build_model(config: EngineConfig, device: torch.device,
 
         model = compile_or_eager(model, config, device)
     return net, model
+
+
+def describe_network(net: ZSSRNet) -> str:
+    """The network in words, for logs and the job's JSON."""
+    where = "on every pixel" if net.fold == 1 else f"on {net.fold}x{net.fold} blocks, sub-pixel output"
+    return f"{net.config_model_depth} layers of {net.config_model_width}, {where}"
 
 
 def _colour_planes(planes: Planes, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -154,15 +168,18 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     if side < 4:
         raise BadImageError(f"image is {planes.colour.shape[-1]}x{planes.colour.shape[-2]}; "
                             "at least 4 pixels a side are needed")
-    current, chroma = _colour_planes(planes, config.in_channels)
-    current = lr = current.to(device)
-    training_source = current
-    if train_image is not None:
-        training_source = _colour_planes(to_planes(train_image), config.in_channels)[0].to(device)
-
     start = choose_warm_start(config, jpeg is not None)
     log.info("warm start: %s (chosen by %s)", start.path or "none, from scratch", start.reason)
     net, model = build_model(config, device, start.path)
+    networks = [describe_network(net)]
+    log.info("network: %s", networks[0])
+    # The planes the network sees: its own in_channels (a warm start's file may differ from the config).
+    in_channels = net.config_in_channels
+    current, chroma = _colour_planes(planes, in_channels)
+    current = lr = current.to(device)
+    training_source = current
+    if train_image is not None:
+        training_source = _colour_planes(to_planes(train_image), in_channels)[0].to(device)
     held_out = HeldOut.split(training_source) if config.learning_check else None
     judgements: list[Judgement] = []
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -205,7 +222,18 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             # that learned the photo's own degradation. (Growing, every step enlarges the photo itself.)
             compress = None
             if config.later_warm_start:
-                load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
+                later_arch = file_arch(config.later_warm_start, "later_warm_start")
+                if later_arch == file_arch_of(net):
+                    load_weights(net, config.later_warm_start, config.scale_factor, "later_warm_start")
+                elif later_arch["in_channels"] != in_channels:
+                    raise ConfigError("later_warm_start", f"{config.later_warm_start} sees "
+                                      f"{later_arch['in_channels']} channels, the first step's network "
+                                      f"{in_channels}; the steps share their planes")
+                else:
+                    # Another design: its own network (and a fresh Adam for it, where the optimizer carries on).
+                    net, model = build_model(config, device, config.later_warm_start, "later_warm_start")
+                    optimizer = torch.optim.Adam(model.parameters()) if optimizer is not None else None
+                networks.append(describe_network(net))
         pool = FatherPool.build(sources, step_scale, min_father_side(step_scale),
                                 warp=config.father_augment == "warp",
                                 by_source=config.father_sampling == "source")
@@ -222,7 +250,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                        should_stop=should_stop, memory_format=memory_format,
                        noise_std=degradation.noise_std, compress=compress, augment=transforms,
                        optimizer=optimizer)
-        totals.add_training(result)
+        totals.add_training(result, net)
         if before is not None and result.iterations:
             judgements.append(judge(net, model, before, held_out, step, step_scale, downscale, compress))
             log.debug("step %d learning: %s", step, judgements[-1].describe())
@@ -242,13 +270,14 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
         current = enlarge(model, lr if grow else current, step_scale, downscale, patch_size=config.patch_size,
-                          halo=net.receptive_radius, ensemble=config.self_ensemble, transforms=transforms,
+                          halo=net.receptive_radius, align=net.fold, ensemble=config.self_ensemble,
+                          transforms=transforms,
                           grid_shift=grid_shift,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
         totals.infer_seconds += time.monotonic() - enlarge_started
         copies = (len(transforms) if sy == sx else sum(map(keeps_axes, transforms))) if config.self_ensemble else 1
-        totals.infer_pixels += current.shape[-2] * current.shape[-1] * copies
+        totals.infer_gflop += net.flops_per_pixel * current.shape[-2] * current.shape[-1] * copies / 1e9
         sources.append(current)
 
     if fallback:
@@ -269,10 +298,10 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     assert size == _output_size(planes, config), (size, _output_size(planes, config))
     return SRResult(from_planes(colour.cpu(), None if alpha is None else alpha.cpu()), sum(totals.iterations),
                     tuple(totals.iterations), time.monotonic() - started, describe(device), totals.budget_exhausted,
-                    totals.train_seconds, 3 * net.flops_per_pixel * totals.train_pixels / 1e9, totals.infer_seconds,
-                    net.flops_per_pixel * totals.infer_pixels / 1e9, degradation.describe(),
+                    totals.train_seconds, totals.train_gflop, totals.infer_seconds, totals.infer_gflop,
+                    degradation.describe(),
                     check.describe() if check is not None else None, fallback, start.describe(),
-                    None if held_out is None else tuple(j.describe() for j in judgements))
+                    None if held_out is None else tuple(j.describe() for j in judgements), tuple(networks))
 
 
 def son_geometry(config: EngineConfig, kernel: np.ndarray | None,

@@ -88,6 +88,11 @@ def _result_properties() -> dict[str, Schema]:
                                              "input chose: a JPEG starts from the photo weights, a lossless image or "
                                              "a given kernel from the clean ones",
                               "examples": ["a JPEG input", "a lossless input", "the config"]},
+        "network": {"type": ["string", "null"],
+                    "description": "the first step's network (a weights file is built into the design it was "
+                                   "trained as): its layers and width, and whether they work on every pixel of the "
+                                   "enlarged input (the paper's) or on 2x2 blocks with a sub-pixel output",
+                    "examples": ["8 layers of 64, on every pixel", "12 layers of 96, on 2x2 blocks, sub-pixel output"]},
         "learning": {"type": ["array", "null"], "items": _ref("Learning"),
                      "description": "per gradual step that trained: how well the network rebuilt a strip of the "
                                     "photo held out of training, with the step's learning and with the weights it "

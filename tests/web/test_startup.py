@@ -36,10 +36,11 @@ def test_a_config_file_outside_the_repository_with_the_shipped_weights_serves(tm
 
 @pytest.mark.parametrize("values, key", [
     ({"warm_start": "weights/none.pt"}, "warm_start"),
-    ({"warm_start": SHIPPED}, "warm_start"),  # the tiny network does not fit the shipped 8x64 weights
+    # The shipped later weights see RGB; a luma-only first step could not hand them its planes.
+    ({"later_warm_start": SHIPPED, "in_channels": 1}, "later_warm_start"),
     ({"kernel": "kernels/none.npy"}, "kernel"),
     ({"device": "cuda:99"}, "device"),
-], ids=["missing-weights", "weights-of-another-network", "missing-kernel", "no-such-device"])
+], ids=["missing-weights", "later-weights-of-other-planes", "missing-kernel", "no-such-device"])
 def test_create_app_refuses_a_config_no_job_could_run_with(tmp_path, values, key):
     with pytest.raises(ConfigError) as excinfo:
         create_app(str(config_file(tmp_path, **values)))
@@ -56,13 +57,13 @@ def test_the_redis_web_side_checks_the_files_without_torch_and_before_connecting
     assert excinfo.value.key == "kernel"
 
 
-def test_a_worker_refuses_weights_of_another_network_before_taking_a_job(tmp_path):
+def test_a_worker_refuses_later_weights_of_other_planes_before_taking_a_job(tmp_path):
     from app.jobs.redis_worker import JobRunner
 
-    settings = load_settings(config_file(tmp_path, warm_start=SHIPPED))
+    settings = load_settings(config_file(tmp_path, later_warm_start=SHIPPED, in_channels=1))
     with pytest.raises(ConfigError) as excinfo:
         JobRunner(store=None, engine=service_engine_config(settings))
-    assert excinfo.value.key == "warm_start"
+    assert excinfo.value.key == "later_warm_start"
 
 
 def test_gunicorn_stops_at_start_naming_the_key_and_is_never_ready(tmp_path):
