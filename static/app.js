@@ -250,7 +250,7 @@
         (result.weights_chosen_by ? `, chosen by ${result.weights_chosen_by}` : "") +
         (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
       ["Network", result.network || "unknown"],
-      ["Learning from this photo", describeLearning(result.learning)],
+      ["Learning from this photo", describeLearning(result.learning, result.degradation)],
       ["Read from the photo", describeDegradation(result.degradation)],
       ["Self-check", describeSelfCheck(result.self_check, result.fallback)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
@@ -303,11 +303,19 @@
         ? `blur estimated as a Gaussian of ${degradation.kernel.sigma} px (${degradation.kernel.size} × ${degradation.kernel.size})`
         : "blur estimated as bicubic");
     }
+    if (degradation.blur_std != null) {
+      parts.push(`blur read as a Gaussian of ${degradation.blur_std} px` +
+        (degradation.blurry ? ", blurrier than its own smaller copies" : ""));
+    }
     return parts.join("; ");
   }
 
   // What each step's test-time learning added on a strip of the photo held out of training, and whether it was kept.
-  function describeLearning(learning) {
+  function describeLearning(learning, degradation) {
+    if (degradation && degradation.blurry) {
+      return "skipped: the photo is blurrier than its own smaller copies, which would teach the network to " +
+        "sharpen less than its pre-trained weights do";
+    }
     if (!learning) return "not judged (no strip of the photo was held out)";
     if (!learning.length) return "no step trained (the time budget was spent)";
     return learning.map((s) => {

@@ -148,7 +148,8 @@ def test_son_degradation_plan_follows_the_config(photo):
     assert measured.noise_estimated and measured.noise_std == pytest.approx(0.02, rel=0.2)
     assert measured.jpeg == profile and measured.compress is not None
     assert measured.describe() == {"noise_std": round(measured.noise_std, 5), "noise_estimated": True,
-                                   "jpeg": {"quality": 60, "subsampling": "4:2:0"}, "kernel": None}
+                                   "jpeg": {"quality": 60, "subsampling": "4:2:0"}, "kernel": None,
+                                   "blur_std": None, "blurry": False}
     manual = SonDegradation.plan(EngineConfig(noise_std=0.0, sons_jpeg=False), source, profile)
     assert (manual.noise_std, manual.noise_estimated, manual.jpeg, manual.compress) == (0.0, False, None, None)
     # A photo that is not a JPEG: nothing to reuse, whatever the config says.

@@ -59,6 +59,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "zero-shot": {"warm_start": None, "later_warm_start": None, "lr": 1e-3},  # no warm start, the same budget
     # The job without the held-out judgement: every step's learning kept, whatever it does.
     "no-check": {"learning_check": False},
+    # The job without the blurry-photo gate: every photo learns, however blurry it reads.
+    "no-gate": {"blurry_photo_std": None},
 }
 DEFAULT_METHODS = ["job", "off", "zero-shot"]
 # Each peer is loaded once by its loader (CPU threads -> the peer, or None when it cannot run: its row is skipped).

@@ -205,6 +205,12 @@ class EngineConfig:
     learning_check: bool = option(False, "hold a strip of the photo out of training and keep each gradual step's "
                                          "test-time learning only where it rebuilds that strip better than the "
                                          "weights it started from (learning that never hurts)")
+    blurry_photo_std: float | None = option(None, "a photo whose blur, as the learned reader reads it (x2 only), "
+                                                  "has at least this std learns nothing at test time and is not "
+                                                  "self-checked: its own bicubic sons, sharper than it, would "
+                                                  "teach the network to sharpen less than the warm start does "
+                                                  "(bicubic-made photos read 0.56-0.95); null: every photo learns",
+                                            lo=0.0, hi=10.0, lo_open=True)
     later_warm_start: str | None = option(None, "weights that gradual steps after the first start again from "
                                                 "(.pt); null: each step goes on from the previous one. Photos: "
                                                 "clean-bicubic weights, because a later step's input is the "
@@ -219,6 +225,9 @@ class EngineConfig:
         if self.estimate_kernel and self.kernel_estimator == "learned" and self.scale_factor != 2:
             raise ConfigError("kernel_estimator", f"learned reads blur made small by x2 only; scale_factor is "
                                                   f"{self.scale_factor:g} (use auto or recurrence)")
+        if self.blurry_photo_std is not None and self.scale_factor != 2:
+            raise ConfigError("blurry_photo_std", f"the blur reader reads blur made small by x2 only; scale_factor "
+                                                  f"is {self.scale_factor:g} (set blurry_photo_std to null)")
         if self.gradual_mode == "grow" and self.scale_times > 1:
             # Each step's sons are its total scale below their fathers: MATLAB bicubic does any scale, a kernel
             # (and a warm start made for later steps) only scale_factor.

@@ -199,6 +199,9 @@ class SonDegradation:
     noise_estimated: bool
     jpeg: JpegProfile | None
     kernel: KernelEstimate | None = None  # None: the config's kernel (a given file, or MATLAB bicubic)
+    # the learned reader's blur std of the photo (blurry_photo_std set, bicubic sons), and whether it reaches it
+    blur_std: float | None = None
+    blurry: bool = False
 
     @classmethod
     def plan(cls, config: EngineConfig, source: torch.Tensor, jpeg: JpegProfile | None) -> SonDegradation:
@@ -216,7 +219,14 @@ class SonDegradation:
             else:
                 kernel = estimate_kernel(centre_crop(source, KERNEL_ESTIMATE_SIDE), config.scale_factor, noise_std,
                                          None if jpeg is None else jpeg_compress(jpeg))
-        return cls(noise_std, estimated, jpeg, kernel)
+        blur_std = None
+        if config.blurry_photo_std is not None and config.kernel is None and kernel is None:
+            # Only bicubic sons can be sharper than the photo: a kernel given or estimated is its own blur.
+            from app.engine.blur_net import read_blur
+
+            blur_std = read_blur(source)
+        blurry = blur_std is not None and blur_std >= config.blurry_photo_std
+        return cls(noise_std, estimated, jpeg, kernel, blur_std, blurry)
 
     @property
     def compress(self) -> Compress | None:
@@ -226,4 +236,5 @@ class SonDegradation:
         """JSON-ready: what the sons went through (and what was measured on the photo to decide it)."""
         return {"noise_std": round(self.noise_std, 5), "noise_estimated": self.noise_estimated,
                 "jpeg": None if self.jpeg is None else self.jpeg.describe(),
-                "kernel": None if self.kernel is None else self.kernel.describe()}
+                "kernel": None if self.kernel is None else self.kernel.describe(),
+                "blur_std": None if self.blur_std is None else round(self.blur_std, 2), "blurry": self.blurry}

@@ -245,11 +245,16 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                 on_step(step, iteration, loss, lr)
 
         before = None if held_out is None else {k: v.detach().clone() for k, v in net.state_dict().items()}
-        result = train(model, pool, probe, config, scale_factor=step_scale, downscale=downscale,
-                       rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
-                       should_stop=should_stop, memory_format=memory_format,
-                       noise_std=degradation.noise_std, compress=compress, augment=transforms,
-                       optimizer=optimizer)
+        if degradation.blurry:
+            # The photo is blurrier than its bicubic sons: learning from them would undo the warm start's
+            # sharpening (blurry_photo_std). The warm start alone enlarges it.
+            result = TrainResult(0, float("nan"), config.lr, False)
+        else:
+            result = train(model, pool, probe, config, scale_factor=step_scale, downscale=downscale,
+                           rng=rng, generator=generator, deadline=deadline, on_iteration=on_iteration,
+                           should_stop=should_stop, memory_format=memory_format,
+                           noise_std=degradation.noise_std, compress=compress, augment=transforms,
+                           optimizer=optimizer)
         totals.add_training(result, net)
         if before is not None and result.iterations:
             judgements.append(judge(net, model, before, held_out, step, step_scale, downscale, compress))
@@ -258,9 +263,10 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                   result.loss, result.lr, result.decays)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled before enlarging")
-        if check is None and sy == sx:
+        if check is None and sy == sx and not degradation.blurry:
             # Measured once, on the real input's own pyramid (later steps also learn from their own outputs), at
-            # the first step that enlarges both axes alike (gradual_scales may start with one axis alone).
+            # the first step that enlarges both axes alike (gradual_scales may start with one axis alone). A
+            # blurry photo's bicubic son is the wrong test: a network that sharpens loses it to bicubic.
             check = probe.self_check(model)
             log.debug("self-check: network %.2f dB, bicubic %.2f dB", check.zssr_db, check.bicubic_db)
             if config.self_check_fallback and check.gain_db <= 0:

@@ -135,6 +135,11 @@ SCHEMAS: dict[str, Schema] = {
         "jpeg": _nullable(_ref("JpegProfile")),
         "kernel": _nullable({"oneOf": [_ref("BicubicKernel"), _ref("GaussianKernel")]},
                             "the son kernel estimated from the photo; null: the configured one"),
+        "blur_std": {"type": ["number", "null"], "minimum": 0,
+                     "description": "the photo's blur as the learned reader reads it (a Gaussian's std, px at x2); "
+                                    "null: not read (blurry_photo_std off, or a kernel given or estimated)"},
+        "blurry": {"type": "boolean", "description": "blur_std reached blurry_photo_std: the photo learned "
+                                                     "nothing at test time and was not self-checked"},
     }, "What the training examples (LR sons) went through, and what was read from the photo to decide it."),
     "Progress": _strict({
         "step": _count("gradual step, 1 to steps; 0 before training starts"),
