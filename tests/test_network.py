@@ -47,6 +47,18 @@ def test_the_receptive_radius_is_exactly_how_far_a_pixel_reaches(fold, depth, ke
 
 
 @pytest.mark.parametrize("fold", [2, 3])
+def test_a_side_short_of_whole_blocks_is_filled_by_repeating_its_edge(fold):
+    """The last block of an odd side holds the edge pixel repeated, not zeros (which would darken the edge)."""
+    net = folded(fold)
+    x = torch.rand(1, 3, 4 * fold + 1, 3 * fold + fold - 1, dtype=torch.float64)
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (0, -w % fold, 0, -h % fold), mode="replicate")
+    torch.testing.assert_close(net(x), net(padded)[..., :h, :w], atol=1e-12, rtol=0)
+    zeros = F.pad(x, (0, -w % fold, 0, -h % fold))
+    assert (net(x) - net(zeros)[..., :h, :w]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("fold", [2, 3])
 def test_the_layers_see_the_blocks_of_the_input_and_unfold_in_place(fold):
     """Folding is a pixel unshuffle of the input and the output a pixel shuffle: a network whose layers are one
     1x1 identity-like mapping gives back input + input."""
@@ -69,12 +81,35 @@ def test_the_layers_see_the_blocks_of_the_input_and_unfold_in_place(fold):
     torch.testing.assert_close(net(x), x + block_mean, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("fold", [1, 2, 4])
-def test_the_work_per_output_pixel_falls_with_the_fold_squared(fold):
+@pytest.mark.parametrize("fold, width", [(1, 16), (2, 16), (4, 16), (4, 3)])
+def test_the_work_per_output_pixel_falls_with_the_fold_squared(fold, width):
     """flops_per_pixel counts the layers' multiply-adds per output pixel: the layers run once per block."""
-    config = EngineConfig(model_fold=fold, model_depth=4, model_width=16)
+    config = EngineConfig(model_fold=fold, model_depth=4, model_width=width)
     net = ZSSRNet(config)
     planes = 3 * fold * fold
-    per_block = 2 * 9 * (planes * 16 + 16 * 16 * 2 + 16 * planes)
-    assert net.flops_per_pixel == per_block // (fold * fold)
-    assert sum(p.numel() for p in net.layers[0].parameters()) == planes * 16 * 9 + 16
+    per_block = 2 * 9 * (planes * width + width * width * 2 + width * planes)
+    assert net.flops_per_pixel == per_block / (fold * fold)
+    assert sum(p.numel() for p in net.layers[0].parameters()) == planes * width * 9 + width
+
+
+@pytest.mark.parametrize("fold", [1, 2])
+def test_he_initialisation_with_a_zero_last_layer(fold):
+    torch.manual_seed(0)
+    net = ZSSRNet(EngineConfig(model_fold=fold, model_depth=4, model_width=64))
+    for conv in net.layers[:-1]:
+        fan_in = conv.in_channels * 9
+        assert float(conv.weight.detach().mean()) == pytest.approx(0.0, abs=0.2 * (2 / fan_in) ** 0.5)
+        assert float(conv.weight.detach().std()) == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+        assert not conv.bias.any()
+    assert not net.layers[-1].weight.any() and not net.layers[-1].bias.any()
+
+
+@pytest.mark.parametrize("fold", [1, 2])
+def test_the_authors_initialisation_draws_every_layer_from_variance_over_fan_in(fold):
+    torch.manual_seed(0)
+    net = ZSSRNet(EngineConfig(model_fold=fold, model_depth=3, model_width=64, init_variance=0.1))
+    for conv in net.layers:
+        fan_in = conv.in_channels * 9
+        assert float(conv.weight.detach().mean()) == pytest.approx(0.0, abs=0.2 * (0.1 / fan_in) ** 0.5)
+        assert float(conv.weight.detach().std()) == pytest.approx((0.1 / fan_in) ** 0.5, rel=0.06)
+        assert not conv.bias.any()

@@ -36,7 +36,7 @@ class ZSSRNet(nn.Module):
         # In output pixels: the layers' reach in blocks, and a block's own far side.
         self.receptive_radius = fold * config.model_depth * (k // 2) + fold - 1
         self.flops_per_pixel = 2 * sum(c_in * c_out * k * k
-                                       for c_in, c_out in zip(channels[:-1], channels[1:])) // (fold * fold)
+                                       for c_in, c_out in zip(channels[:-1], channels[1:])) / (fold * fold)
         if config.init_variance is not None:
             # The authors' initialisation: every layer, the last included, drawn from N(0, variance / fan-in).
             # (Their layers have no biases; these start at zero.)
