@@ -82,6 +82,16 @@ def test_the_learning_rate_is_a_cosine_over_the_planned_iterations():
     assert plan.learning_rate(25) > plan.learning_rate(26)
 
 
+def test_a_warmup_climbs_linearly_to_the_cosine():
+    cosine = pretrain.Plan(data=[], iterations=100, lr=1e-3, lr_end=1e-5)
+    warm = pretrain.Plan(data=[], iterations=100, lr=1e-3, lr_end=1e-5, warmup=10)
+    assert warm.learning_rate(0) == pytest.approx(cosine.learning_rate(0) / 10)
+    assert warm.learning_rate(4) == pytest.approx(cosine.learning_rate(4) * 5 / 10)
+    assert warm.learning_rate(9) == pytest.approx(cosine.learning_rate(9))
+    assert all(warm.learning_rate(i) == cosine.learning_rate(i) for i in range(9, 120))
+    assert [warm.learning_rate(i) < warm.learning_rate(i + 1) for i in range(9)] == [True] * 9
+
+
 def test_a_batch_depends_on_the_seed_and_iteration_alone(data):
     folders = pretrain.image_folders([data])
     pool = pretrain.FatherPool.build(pretrain.load_sources(folders), 2.0, 16)
@@ -156,7 +166,7 @@ def test_benchmark_sets_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--data", "x", "--iterations", "3"], ["--export", "x"],
-                                  ["--resume", "x", "--iterations", "0"]])
+                                  ["--resume", "x", "--iterations", "0"], ["--resume", "x", "--warmup", "-1"]])
 def test_incomplete_or_bad_arguments_are_usage_errors(args):
     with pytest.raises(SystemExit) as excinfo:
         pretrain.main(args)
