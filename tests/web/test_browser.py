@@ -6,9 +6,9 @@ import io
 import re
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
-from websupport import CHROMIUM, jpeg_bytes
+from websupport import CHROMIUM, jpeg_bytes, make_photo
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (.ci/run installs it)")
 
@@ -89,10 +89,25 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     facts = page.text_content("#facts")
     assert "the whole photo, 320 × 240" in facts and f"48 × 48 px at ({x}, {y}) → 384 × 384" in facts
     assert "JPEG quality about" in facts and "(measured)" in facts
+    assert re.search(r"blur read as a Gaussian of [0-9.]+ px;?", facts) and "blurrier" not in facts
     with page.expect_download() as download:
         page.click("#download")
     with Image.open(download.value.path()) as image:
         assert image.format == "PNG" and image.size == (384, 384)
+
+
+def test_a_blurry_photo_says_it_learned_nothing_and_why(page):
+    blurred = make_photo(320, 240, 3).filter(ImageFilter.GaussianBlur(2))
+    page.set_input_files("#file", files=[{"name": "soft.jpg", "mimeType": "image/jpeg",
+                                          "buffer": jpeg_bytes(image=blurred)}])
+    page.wait_for_selector("#setup:not([hidden])")
+    page.select_option("#crop-size", "48")
+    page.click("#start")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    facts = page.text_content("#facts")
+    assert "blurrier than its own smaller copies" in facts
+    assert "Learning from this photoskipped: the photo is blurrier" in facts.replace("\n", "")
+    assert re.search(r"Training0 iterations", facts)
 
 
 def test_wrong_files_are_refused_in_plain_words(page):
