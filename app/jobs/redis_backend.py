@@ -18,7 +18,7 @@ from app.config import ServiceConfig, check_paths
 from app.engine import EngineConfig
 from app.errors import BackendUnavailableError, QueueFullError, TooManyJobsError
 from app.jobs.backend import Health, JobBackend
-from app.jobs.model import JobOutput, JobRequest, JobStatus
+from app.jobs.model import JobOutput, JobRequest, JobState, JobStatus
 from app.jobs.redis_store import JobStore, connect, unreachable_errors
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,11 @@ class RedisBackend(JobBackend):
                 error.retry_after_s = self._store.retry_after_s(workers, self._engine.time_budget_s or 60.0)
                 raise
         photo, crop = request.photo_size, request.crop
-        log.info("job %s queued: photo %dx%d, crop %dx%d at (%d, %d), position %d", status.id, *photo,
-                 crop.width, crop.height, crop.x, crop.y, status.queue_position)
+        # A free worker may have taken the job, or finished it, before its status was read: then no position.
+        where = (f"position {status.queue_position}" if status.state is JobState.QUEUED
+                 else f"already {status.state.value}")
+        log.info("job %s queued: photo %dx%d, crop %dx%d at (%d, %d), %s", status.id, *photo,
+                 crop.width, crop.height, crop.x, crop.y, where)
         return status
 
     def status(self, job_id: str) -> JobStatus:

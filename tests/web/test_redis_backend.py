@@ -7,6 +7,7 @@ real processes (gunicorn, workers killed with SIGKILL) are in test_scale.py.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -274,6 +275,20 @@ def test_results_expire_after_their_time_to_live(make_queue):
         backend.status(job.id)
     with pytest.raises(UnknownJobError):
         backend.output(job.id)
+
+
+def test_a_job_finished_before_its_status_is_read_is_logged_as_such(make_queue, caplog, monkeypatch):
+    """A free worker can finish a job between its enqueueing and the status read that submit logs: the log line
+    then has no queue position to print (it raised a TypeError inside logging, failing the submitter's test)."""
+    queue = make_queue()
+    backend = queue.backend()
+    queue.worker(released())
+    done = backend.wait(backend.submit(request()).id, 10)
+    assert done.state is JobState.DONE and done.queue_position is None
+    monkeypatch.setattr(backend.store, "submit", lambda *args: done)
+    with caplog.at_level(logging.INFO, logger="app.jobs.redis_backend"):
+        assert backend.submit(request()) is done
+    assert f"job {done.id} queued: photo 40x30, crop 16x16 at (2, 3), already done" in caplog.messages
 
 
 def test_kept_results_are_capped_in_number_and_bytes(make_queue):
