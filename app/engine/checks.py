@@ -8,7 +8,7 @@ from app.engine.config import AUTO, EngineConfig
 from app.engine.device import describe, select_device
 from app.engine.network import ZSSRNet
 from app.engine.resize import load_kernel
-from app.engine.warm_start import file_arch, load_weights, with_arch
+from app.engine.warm_start import load_weights, read_checkpoint, with_arch
 from app.errors import ConfigError
 
 
@@ -37,9 +37,10 @@ def preflight(config: EngineConfig) -> str:
     for key in chosen + ("later_warm_start",):
         if path := getattr(config, key):
             # Each file is built into the network it was trained as (see zssr.build_model).
-            arch = file_arch(path, key)
-            load_weights(ZSSRNet(with_arch(config, arch)), path, config.scale_factor, key)
-            channels[key] = arch["in_channels"]
+            checkpoint = read_checkpoint(path, key)
+            net = ZSSRNet(with_arch(config, checkpoint["arch"]))
+            load_weights(net, path, config.scale_factor, key, checkpoint)
+            channels[key] = net.config_in_channels
     later = channels.pop("later_warm_start", None)
     first = set(channels.values()) or {config.in_channels}
     if later is not None and first != {later}:

@@ -13,6 +13,11 @@ from app.engine.resize import Scale, output_size, scale_pair
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _aligned_halo(halo: int, align: int) -> int:
+    """`halo` rounded up to a multiple of `align`."""
+    return -(-halo // align) * align
+
+
 def _spans(length: int, window: int, halo: int, align: int = 1) -> list[tuple[int, int, int, int]]:
     """Cut `length` into the fewest near-equal kept parts whose windows (part plus `halo` on inner sides) fit in
     `window`; each span is (window start, window end, kept start, kept end). With `align`, every cut and every
@@ -20,7 +25,7 @@ def _spans(length: int, window: int, halo: int, align: int = 1) -> list[tuple[in
     pixels needs to see the blocks of the whole image."""
     if length <= window:
         return [(0, length, 0, length)]
-    halo = -(-halo // align) * align
+    halo = _aligned_halo(halo, align)
     blocks, most = -(-length // align), (window - 2 * halo) // align
     parts = -(-blocks // most)
     bounds = [min(length, align * (i * blocks // parts)) for i in range(parts + 1)]
@@ -39,7 +44,7 @@ def tile_forward(net: Forward, x: torch.Tensor, patch_size: int, halo: int, alig
     h, w = x.shape[-2:]
     if h <= patch_size and w <= patch_size:
         return net(x)
-    if patch_size - 2 * (-(-halo // align) * align) < align:
+    if patch_size - 2 * _aligned_halo(halo, align) < align:
         raise ValueError(f"patch_size {patch_size} must exceed twice the receptive radius {halo}"
                          + (f" (rounded up to a multiple of {align}) by at least {align}" if align > 1 else ""))
     out = None

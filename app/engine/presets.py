@@ -20,8 +20,8 @@ WARM_START_X2 = Path(__file__).resolve().parent / "weights" / "zssr_x2.pt"
 # the learning-rate policy checked every 60 iterations over the last 256, from scratch.
 PAPER: dict[str, Any] = {
     "model_width": 64, "model_depth": 8, "model_kernel_size": 3, "model_fold": 1, "lr": 1e-3, "lr_stop": 9e-6,
-    "lr_decay": 0.1, "lr_decay_ratio": 1.5, "lr_decay_range": 256, "lr_decay_step": 60, "eval_every": 50, "num_epochs": 3000,
-    "min_iters": 256, "crop_size": 128, "batch_size": 1, "back_projection_iters": 10, "self_ensemble": True,
+    "lr_decay": 0.1, "lr_decay_ratio": 1.5, "lr_decay_range": 256, "lr_decay_step": 60, "eval_every": 50,
+    "num_epochs": 3000, "min_iters": 256, "crop_size": 128, "batch_size": 1, "back_projection_iters": 10, "self_ensemble": True,
     "warm_start": None, "time_budget_s": None,
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,

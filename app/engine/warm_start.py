@@ -30,15 +30,19 @@ def save_weights(net: torch.nn.Module, config: Any, path: str | Path, recipe: di
     torch.save({**(extra or {}), "arch": arch, "state_dict": state, "recipe": recipe}, path)
 
 
+def recorded_arch(arch: dict) -> dict:
+    """A weights file's recorded architecture, with the keys it predates at what they were then."""
+    return {k: arch.get(k, ARCH_DEFAULTS.get(k)) for k in ARCH_KEYS}
+
+
 def with_arch(config: Any, arch: dict) -> Any:
     """`config` with the network architecture `arch` (a weights file's) in place of its own."""
-    return dataclasses.replace(config, **{k: arch.get(k, ARCH_DEFAULTS.get(k)) for k in ARCH_KEYS})
+    return dataclasses.replace(config, **recorded_arch(arch))
 
 
 def file_arch(path: str | Path, key: str = "warm_start") -> dict:
     """The architecture the weights file at `path` was trained with."""
-    arch = read_checkpoint(path, key)["arch"]
-    return {k: arch.get(k, ARCH_DEFAULTS.get(k)) for k in ARCH_KEYS}
+    return recorded_arch(read_checkpoint(path, key)["arch"])
 
 
 def file_arch_of(net: torch.nn.Module) -> dict:
@@ -60,13 +64,13 @@ def read_checkpoint(path: str | Path, key: str = "warm_start") -> dict:
 
 
 def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | None = None,
-                 key: str = "warm_start") -> dict:
+                 key: str = "warm_start", checkpoint: dict | None = None) -> dict:
     """Load weights into `net` (whose config must match the file's architecture); returns the checkpoint.
 
     With `scale_factor`, a file whose recipe records another scale is refused: x2 weights start an x3 step
     with detail of the wrong size, and nothing else would say so. Errors name the config `key` that gave `path`.
     """
-    checkpoint = read_checkpoint(path, key)
+    checkpoint = read_checkpoint(path, key) if checkpoint is None else checkpoint  # `path`'s, already read
     arch = checkpoint["arch"]
     trained = (checkpoint.get("recipe") or {}).get("scale_factor")
     if scale_factor is not None and trained is not None and float(trained) != float(scale_factor):
@@ -75,7 +79,7 @@ def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | N
                                f"or set {key} to null")
     for arch_key in ARCH_KEYS:
         wanted = getattr(net, "config_" + arch_key, None)
-        if wanted is not None and arch.get(arch_key, ARCH_DEFAULTS.get(arch_key)) != wanted:
+        if wanted is not None and recorded_arch(arch)[arch_key] != wanted:
             raise ConfigError(key, f"{path} was trained with {arch_key}={arch.get(arch_key)}, config has {wanted}")
     try:
         net.load_state_dict(checkpoint["state_dict"])

@@ -24,7 +24,8 @@ from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, output_size
 from app.engine.train import ReconstructionProbe, TrainResult, train
-from app.engine.warm_start import choose_warm_start, file_arch, file_arch_of, load_weights, with_arch
+from app.engine.warm_start import (choose_warm_start, file_arch, file_arch_of, load_weights, read_checkpoint,
+                                   with_arch)
 from app.errors import BadImageError, Cancelled, ConfigError
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,12 @@ def build_model(config: EngineConfig, device: torch.device,
         torch.manual_seed(config.seed)
     if warm_start is None and config.warm_start != AUTO:
         warm_start = config.warm_start
-    if warm_start:
-        config = with_arch(config, file_arch(warm_start, key))
+    checkpoint = read_checkpoint(warm_start, key) if warm_start else None
+    if checkpoint is not None:
+        config = with_arch(config, checkpoint["arch"])
     net = ZSSRNet(config)
-    if warm_start:
-        load_weights(net, warm_start, config.scale_factor, key)
+    if checkpoint is not None:
+        load_weights(net, warm_start, config.scale_factor, key, checkpoint)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     net = net.to(device=device, memory_format=memory_format)
     model: torch.nn.Module = net
