@@ -250,7 +250,7 @@
         (result.weights_chosen_by ? `, chosen by ${result.weights_chosen_by}` : "") +
         (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
       ["Network", result.network || "unknown"],
-      ["Learning from this photo", describeLearning(result.learning, result.degradation)],
+      ["Learning from this photo", describeLearning(result.learning, result.degradation, result.learning_share)],
       ["Read from the photo", describeDegradation(result.degradation)],
       ["Self-check", describeSelfCheck(result.self_check, result.fallback)],
       ["Time", `${result.seconds.toFixed(1)} s on ${result.device}`],
@@ -311,14 +311,16 @@
   }
 
   // What each step's test-time learning added on a strip of the photo held out of training, and whether it was kept.
-  function describeLearning(learning, degradation) {
+  function describeLearning(learning, degradation, share) {
     if (degradation && degradation.blurry) {
       return "skipped: the photo is blurrier than its own smaller copies, which would teach the network to " +
         "sharpen less than its pre-trained weights do";
     }
-    if (!learning) return "not judged (no strip of the photo was held out)";
-    if (!learning.length) return "no step trained (the time budget was spent)";
-    return learning.map((s) => {
+    if (learning && !learning.length) return "no step trained (the time budget was spent)";
+    const kept = share < 1 ? `${Math.round(share * 100)} % of each step's learning kept, blended with the ` +
+      "weights it started from; " : "";
+    if (!learning) return kept + "not judged (no strip of the photo was held out)";
+    return kept + learning.map((s) => {
       const gain = `${s.gain_db >= 0 ? "+" : "−"}${Math.abs(s.gain_db).toFixed(2)} dB`;
       return `step ${s.step}: ${gain} on held-out details, ` +
         (s.kept ? "kept" : "not kept (the step's starting weights did better)");

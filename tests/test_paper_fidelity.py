@@ -253,11 +253,11 @@ AUTHORS_STEPS = ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.
 
 def test_the_presets_pin_the_authors_choices_whatever_the_config_says():
     odd = EngineConfig(father_augment="warp", father_sampling="source", gradual_mode="grow", init_variance=0.1,
-                       carry_optimizer=True, gradual_scales=[[1, 2], [2, 2]])
+                       carry_optimizer=True, gradual_scales=[[1, 2], [2, 2]], learning_share=0.5)
     for name in PRESETS:
         config = preset_config(name, base=odd)
         assert (config.father_augment, config.father_sampling, config.init_variance,
-                config.carry_optimizer) == ("dihedral", "area", None, False), name
+                config.carry_optimizer, config.learning_share) == ("dihedral", "area", None, False, 1.0), name
         # Every preset but the authors' gradual x2 is one chain of steps; that one is its own six.
         gradual = (config.gradual_mode, config.gradual_scales)
         assert gradual == (("grow", AUTHORS_STEPS) if name == "paper-gradual" else ("chain", None)), name

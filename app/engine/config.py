@@ -205,6 +205,10 @@ class EngineConfig:
     learning_check: bool = option(False, "hold a strip of the photo out of training and keep each gradual step's "
                                          "test-time learning only where it rebuilds that strip better than the "
                                          "weights it started from (learning that never hurts)")
+    learning_share: float = option(1.0, "each gradual step's weights end at the weights it started from plus this "
+                                        "share of what its test-time training moved them (1: all of it; below 1 "
+                                        "the step interpolates between the warm start and the adapted network "
+                                        "in weight space)", lo=0.0, hi=1.0, lo_open=True)
     blurry_photo_std: float | None = option(None, "a photo whose blur, as the learned reader reads it (x2 only), "
                                                   "has at least this std learns nothing at test time and is not "
                                                   "self-checked: its own bicubic sons, sharper than it, would "

@@ -79,6 +79,15 @@ class SelfCheck:
         return {"zssr_db": round(self.zssr_db, 2), "bicubic_db": round(self.bicubic_db, 2)}
 
 
+@torch.no_grad()
+def interpolate_weights(net: torch.nn.Module, start: dict[str, torch.Tensor], share: float) -> None:
+    """Leave `net` at `start` (a state dict of the same network) plus `share` of the way from there to its own
+    weights: 1 keeps them, towards 0 they return to `start`."""
+    for name, value in net.state_dict().items():
+        if value.is_floating_point():
+            value.copy_(torch.lerp(start[name].to(value.device), value, share))
+
+
 def tensor_psnr(x: torch.Tensor, target: torch.Tensor) -> float:
     mse = float(F.mse_loss(x.double(), target.double()))
     return 99.0 if mse <= 1e-10 else 10 * float(np.log10(1.0 / mse))

@@ -23,7 +23,7 @@ from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.resize import imresize, output_size
-from app.engine.train import ReconstructionProbe, TrainResult, train
+from app.engine.train import ReconstructionProbe, TrainResult, interpolate_weights, train
 from app.engine.warm_start import (choose_warm_start, file_arch, file_arch_of, load_weights, read_checkpoint,
                                    with_arch)
 from app.errors import BadImageError, Cancelled, ConfigError
@@ -246,7 +246,9 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             if on_step is not None:
                 on_step(step, iteration, loss, lr)
 
-        before = None if held_out is None else {k: v.detach().clone() for k, v in net.state_dict().items()}
+        before = None
+        if held_out is not None or config.learning_share < 1:
+            before = {k: v.detach().clone() for k, v in net.state_dict().items()}
         if degradation.blurry:
             # The photo is blurrier than its bicubic sons: learning from them would undo the warm start's
             # sharpening (blurry_photo_std). The warm start alone enlarges it.
@@ -258,7 +260,9 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                            noise_std=degradation.noise_std, compress=compress, augment=transforms,
                            optimizer=optimizer)
         totals.add_training(result, net)
-        if before is not None and result.iterations:
+        if config.learning_share < 1 and result.iterations:
+            interpolate_weights(net, before, config.learning_share)
+        if held_out is not None and result.iterations:
             judgements.append(judge(net, model, before, held_out, step, step_scale, downscale, compress))
             log.debug("step %d learning: %s", step, judgements[-1].describe())
         log.debug("step %d: %d iterations, loss %.5f, lr %.2e, decays at %s", step, result.iterations,

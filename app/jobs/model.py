@@ -117,6 +117,7 @@ class JobResult:
     network: str | None = None  # the first step's network in words ("12 layers of 96, on 2x2 blocks, ...")
     # per trained step: the held-out strip's PSNR with and without the step's learning, and whether it was kept
     learning: tuple[dict, ...] | None = None
+    learning_share: float = 1.0  # of each step's test-time learning kept (the rest of the way: its warm start)
     format: str = "png"  # of the enlarged image (png, webp, jpeg); the bicubic one is always PNG
     name: str = "photo"  # the upload's name, for the result's file names
 

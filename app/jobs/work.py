@@ -38,6 +38,7 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          budget_exhausted=result.budget_exhausted,
                          weights=result.warm_start["weights"],
                          weights_chosen_by=result.warm_start["chosen_by"], learning=result.learning,
+                         learning_share=config.learning_share,
                          network=result.networks[0] if result.networks else None,
                          later_weights=(Path(config.later_warm_start).name
                                         if config.later_warm_start and config.scale_times > 1 else None),

@@ -254,6 +254,7 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
         "weights_chosen_by": result.weights_chosen_by,
         "network": result.network,
         "learning": None if result.learning is None else list(result.learning),
+        "learning_share": result.learning_share,
         "degradation": result.degradation,
         "self_check": result.self_check,
         "fallback": result.fallback,

@@ -98,6 +98,10 @@ def _result_properties() -> dict[str, Schema]:
                                     "photo held out of training, with the step's learning and with the weights it "
                                     "started from; the learning is kept only where it is ahead. null: no check ran "
                                     "(learning_check off, or the photo too small to hold a strip out)"},
+        "learning_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                           "description": "the share of each gradual step's test-time learning kept: its weights "
+                                          "end that far from the weights it started from towards what it "
+                                          "learned (learning_share; 1: all of it)"},
         "degradation": _nullable(_ref("Degradation")),
         "self_check": _nullable(_ref("SelfCheck"), "measured after the first gradual step's training; null when "
                                                    "training stopped before it"),

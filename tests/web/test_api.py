@@ -95,9 +95,11 @@ def test_upscale_reports_weights_and_what_was_switched_off(make_app):
     client = make_app(sons_jpeg=False, estimate_noise=False, estimate_kernel=False, noise_std=0.0,
                       blurry_photo_std=None, warm_start="app/engine/weights/zssr_x2_photo.pt", model_depth=8,
                       model_width=64,
-                      later_warm_start="app/engine/weights/zssr_x2.pt", num_epochs=1, crop_size=16).test_client()
+                      later_warm_start="app/engine/weights/zssr_x2.pt", num_epochs=1, crop_size=16,
+                      learning_share=0.45).test_client()
     body = upload(client, data=jpeg_bytes(40, 32, quality=60)).get_json()
     assert body["weights"] == "zssr_x2_photo.pt" and body["later_weights"] == "zssr_x2.pt"
+    assert body["learning_share"] == 0.45
     assert body["degradation"] == {"noise_std": 0.0, "noise_estimated": False, "jpeg": None, "kernel": None,
                                    "blur_std": None, "blurry": False}
 

@@ -90,6 +90,8 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     assert "the whole photo, 320 × 240" in facts and f"48 × 48 px at ({x}, {y}) → 384 × 384" in facts
     assert "JPEG quality about" in facts and "(measured)" in facts
     assert re.search(r"blur read as a Gaussian of [0-9.]+ px;?", facts) and "blurrier" not in facts
+    assert "Learning from this photo70 % of each step's learning kept, blended with the weights it started " \
+           "from; not judged" in facts.replace("\n", "")
     with page.expect_download() as download:
         page.click("#download")
     with Image.open(download.value.path()) as image:

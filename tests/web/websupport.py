@@ -37,6 +37,7 @@ TINY: dict[str, Any] = {
     # A tiny network rarely beats bicubic: keep its image, so that the tests see the network's work.
     "self_check_fallback": False,
     "blurry_photo_std": 1.0,  # config.json's: every job reads its photo's blur
+    "learning_share": 0.7,  # config.json's: each step keeps that share of its learning
 }
 # A job that trains until it is cancelled (or its 60 s budget is spent): for cancelling and full queues.
 SLOW: dict[str, Any] = {**TINY, "num_epochs": 1_000_000, "min_iters": 1_000_000, "job_time_budget_s": 60.0}
