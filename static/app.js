@@ -310,7 +310,8 @@
     return parts.join("; ");
   }
 
-  // What each step's test-time learning added on a strip of the photo held out of training, and whether it was kept.
+  // What share of each step's test-time learning is kept, what it added on a strip of the photo held out of
+  // training, and whether it was kept.
   function describeLearning(learning, degradation, share) {
     if (degradation && degradation.blurry) {
       return "skipped: the photo is blurrier than its own smaller copies, which would teach the network to " +
