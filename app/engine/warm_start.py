@@ -77,9 +77,10 @@ def load_weights(net: torch.nn.Module, path: str | Path, scale_factor: float | N
         raise ConfigError(key, f"{path} was trained for x{float(trained):g} steps, but scale_factor is "
                                f"{float(scale_factor):g}; use weights trained at x{float(scale_factor):g} "
                                f"or set {key} to null")
+    recorded = recorded_arch(arch)
     for arch_key in ARCH_KEYS:
         wanted = getattr(net, "config_" + arch_key, None)
-        if wanted is not None and recorded_arch(arch)[arch_key] != wanted:
+        if wanted is not None and recorded[arch_key] != wanted:
             raise ConfigError(key, f"{path} was trained with {arch_key}={arch.get(arch_key)}, config has {wanted}")
     try:
         net.load_state_dict(checkpoint["state_dict"])

@@ -246,8 +246,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
             if on_step is not None:
                 on_step(step, iteration, loss, lr)
 
-        before = None
-        if held_out is not None or config.learning_share < 1:
+        before = None  # the step's starting weights, where the learning is judged or interpolated
+        if not degradation.blurry and (held_out is not None or config.learning_share < 1):
             before = {k: v.detach().clone() for k, v in net.state_dict().items()}
         if degradation.blurry:
             # The photo is blurrier than its bicubic sons: learning from them would undo the warm start's
