@@ -315,7 +315,7 @@ RANGES = {
         "scale_times": (1, 6, False), "back_projection_iters": (0, 100, False), "noise_std": (0.0, 0.5, False),
         "seed": (0, 2**32 - 1, False), "num_threads": (0, 1024, False), "time_budget_s": (0.0, 1e6, True),
         "first_step_share": (0.0, 1.0, True), "blurry_photo_std": (0.0, 10.0, True),
-        "learning_share": (0.0, 1.0, True),
+        "learning_share": (0.0, 1.0, True), "ensemble_steps": (1, 64, False),
     },
     ServiceConfig: {
         "max_MB": (0.0, 1024.0, True), "max_pixels": (1, 10**9, False), "min_side": (4, 4096, False),

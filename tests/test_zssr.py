@@ -60,6 +60,36 @@ def test_the_ensemble_path_runs_end_to_end(tiny_config, rgb_image):
     assert result.train_seconds + result.infer_seconds <= result.seconds
 
 
+@pytest.mark.parametrize("steps, expected", [(None, [True, True, True]), (3, [True, True, True]),
+                                             (2, [True, True, False]), (1, [True, False, False])])
+def test_ensemble_steps_ensembles_only_the_first_steps(tiny_config, rgb_image, monkeypatch, steps, expected):
+    """Steps of 48x36, 96x72 and 192x144 outputs: only the first `steps` ensemble, and the throughput
+    bookkeeping counts 8 views for those steps only."""
+    seen = []
+    original = zssr.enlarge
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["ensemble"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(zssr, "enlarge", spy)
+    config = tiny_config.replace(self_ensemble=True, ensemble_steps=steps, scale_times=3, num_epochs=2)
+    result = super_resolve(rgb_image, config)
+    assert seen == expected
+    flops_per_pixel = 2 * (3 * 8 * 9 + 8 * 3 * 9)
+    pixels = [48 * 36, 96 * 72, 192 * 144]
+    views = sum((8 if e else 1) * p for e, p in zip(expected, pixels))
+    assert result.infer_gflop == pytest.approx(flops_per_pixel * views / 1e9)
+
+
+def test_ensemble_steps_needs_self_ensemble(tiny_config, rgb_image, monkeypatch):
+    seen = []
+    original = zssr.enlarge
+    monkeypatch.setattr(zssr, "enlarge", lambda *a, **k: seen.append(k["ensemble"]) or original(*a, **k))
+    super_resolve(rgb_image, tiny_config.replace(self_ensemble=False, ensemble_steps=1, num_epochs=2))
+    assert seen == [False]
+
+
 def test_tiled_pipeline_matches_whole(tiny_config, make_image):
     image = make_image(24, 20)
     config = tiny_config.replace(self_ensemble=True)

@@ -153,6 +153,11 @@ class EngineConfig:
                                           "each step")
     back_projection_iters: int = option(10, "back-projection iterations after enlarging", lo=0, hi=100)
     self_ensemble: bool = option(True, "median over the 8 dihedral transforms at inference")
+    ensemble_steps: int | None = option(None, "with self_ensemble, only the first this many gradual steps "
+                                              "enlarge over the 8 transforms and the later ones once (the first "
+                                              "step's output is the smallest, so its ensemble costs the least, "
+                                              "and its errors are carried through every later step); null: "
+                                              "every step", lo=1, hi=64)
     noise_std: float = option(0.0, "std of Gaussian noise added to LR sons (real, noisy photos: 0.0125)",
                               lo=0.0, hi=0.5)
     estimate_noise: bool = option(False, "LR sons get the noise level measured on the input instead of "
@@ -209,6 +214,9 @@ class EngineConfig:
                                         "share of what its test-time training moved them (1: all of it; below 1 "
                                         "the step interpolates between the warm start and the adapted network "
                                         "in weight space)", lo=0.0, hi=1.0, lo_open=True)
+    budget_anneal: bool = option(False, "with a time budget, each gradual step's learning rate also falls "
+                                        "linearly to 0 over the step's share of the budget (budgeted training: "
+                                        "the weights the step ends with average out its last updates' noise)")
     blurry_photo_std: float | None = option(None, "a photo whose blur, as the learned reader reads it (x2 only), "
                                                   "has at least this std learns nothing at test time and is not "
                                                   "self-checked: its own bicubic sons, sharper than it, would "

@@ -22,11 +22,12 @@ PAPER: dict[str, Any] = {
     "model_width": 64, "model_depth": 8, "model_kernel_size": 3, "model_fold": 1, "lr": 1e-3, "lr_stop": 9e-6,
     "lr_decay": 0.1, "lr_decay_ratio": 1.5, "lr_decay_range": 256, "lr_decay_step": 60, "eval_every": 50,
     "num_epochs": 3000, "min_iters": 256, "crop_size": 128, "batch_size": 1, "back_projection_iters": 10, "self_ensemble": True,
+    "ensemble_steps": None,
     "warm_start": None, "time_budget_s": None,
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,
     "carry_optimizer": False, "gradual_scales": None, "later_warm_start": None, "learning_check": False,
-    "blurry_photo_std": None, "learning_share": 1.0,
+    "blurry_photo_std": None, "learning_share": 1.0, "budget_anneal": False,
 }
 
 # The authors' gradual x2 (X2_GRADUAL_IDEAL_CONF in their configs.py): six steps from the input itself, through

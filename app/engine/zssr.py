@@ -281,14 +281,15 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         if on_phase is not None:
             on_phase(step, "enlarging")
         enlarge_started = time.monotonic()
+        ensemble = config.self_ensemble and (config.ensemble_steps is None or step <= config.ensemble_steps)
         current = enlarge(model, lr if grow else current, step_scale, downscale, patch_size=config.patch_size,
-                          halo=net.receptive_radius, align=net.fold, ensemble=config.self_ensemble,
+                          halo=net.receptive_radius, align=net.fold, ensemble=ensemble,
                           transforms=transforms,
                           grid_shift=grid_shift,
                           back_projection_iters=config.back_projection_iters, memory_format=memory_format)
         _synchronize(device)
         totals.infer_seconds += time.monotonic() - enlarge_started
-        copies = (len(transforms) if sy == sx else sum(map(keeps_axes, transforms))) if config.self_ensemble else 1
+        copies = (len(transforms) if sy == sx else sum(map(keeps_axes, transforms))) if ensemble else 1
         totals.infer_gflop += net.flops_per_pixel * current.shape[-2] * current.shape[-1] * copies / 1e9
         sources.append(current)
 
