@@ -38,6 +38,9 @@ class ServiceConfig:
                                                 "scale that fits", lo=1, hi=1_000_000_000)
     train_max_side: int = option(512, "the whole photo is downscaled to at most this side for training",
                                  lo=16, hi=16384)
+    context_px: int = option(0, "photo pixels around the crop (where the photo has them) that a job enlarges with "
+                                "it and then cuts away: the network sees across the crop's edges, so they come "
+                                "out as well as its middle; 0: the crop alone", lo=0, hi=256)
     wait_s: float = option(120.0, "POST /upscale waits this long for the result before answering 202",
                            lo=0.0, hi=3600.0)
     queue_size: int = option(8, "jobs waiting or running at once; beyond it the API answers 503", lo=1, hi=100000)

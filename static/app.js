@@ -224,6 +224,14 @@
     state.timer = setTimeout(poll, POLL_MS);
   }
 
+  // Which gradual steps enlarged as the median over the 8 rotations and flips of their input (self-ensemble).
+  function describeEnsemble(ensembled, steps) {
+    if (!ensembled) return "";
+    const which = ensembled >= steps ? (steps === 1 ? "the step" : "every step") :
+      ensembled === 1 ? "step 1" : `steps 1–${ensembled}`;
+    return `; ${which} as the median of 8 rotated and flipped passes`;
+  }
+
   function showResult(result) {
     setBusy(false);
     show("running", false);
@@ -243,7 +251,9 @@
     const facts = [
       ["Learned from", `${result.learned_from.what}, ${result.photo.width} × ${result.photo.height} px` +
         (result.learned_from.width !== result.photo.width ? ` (seen at ${result.learned_from.width} × ${result.learned_from.height})` : "")],
-      ["Enlarged", `${result.enlarged.what}: ${crop.width} × ${crop.height} px at (${crop.x}, ${crop.y}) → ${result.width} × ${result.height} px (${result.scale}×)`],
+      ["Enlarged", `${result.enlarged.what}: ${crop.width} × ${crop.height} px at (${crop.x}, ${crop.y}) → ${result.width} × ${result.height} px (${result.scale}×)` +
+        (result.enlarged.context ? `, inside ${result.enlarged.context.width} × ${result.enlarged.context.height} px of the photo around it (cut away after)` : "") +
+        describeEnsemble(result.ensembled_steps, result.iterations_per_step.length)],
       ["Training", `${result.iterations} iterations (${result.iterations_per_step.join(" + ")} over the ${result.iterations_per_step.length} steps)` +
         (result.budget_exhausted ? ", stopped when the time budget was spent" : "")],
       ["Started from", (result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)") +

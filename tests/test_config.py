@@ -324,7 +324,7 @@ RANGES = {
         "result_ttl_s": (1.0, 1e7, False), "max_results": (1, 100000, False), "results_max_MB": (0.0, 1e6, True),
         "job_time_budget_s": (0.0, 1e5, True), "job_timeout_s": (1.0, 1e6, False), "job_retries": (0, 10, False),
         "worker_lost_after_s": (2.0, 3600.0, False), "max_jobs_per_client": (0, 100000, False),
-        "max_output_pixels": (1, 10**9, False),
+        "max_output_pixels": (1, 10**9, False), "context_px": (0, 256, False),
     },
 }
 CHOICES = {

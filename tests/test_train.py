@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-import app.engine.train as train_module
 from app.engine.network import ZSSRNet
 from app.engine.pairs import FatherPool, make_downscale, min_father_side
 from app.engine.train import ReconstructionProbe, train
@@ -148,34 +146,3 @@ def test_noise_and_batches_are_accepted(tiny_config, image):
     result = train(net, pool, probe, config, generator=torch.Generator().manual_seed(0), **kwargs)
     assert result.iterations == config.num_epochs and np.isfinite(result.loss)
 
-
-@pytest.mark.parametrize("anneal", [True, False])
-def test_budget_anneal_lowers_the_rate_linearly_to_the_deadline(tiny_config, image, monkeypatch, anneal):
-    """A clock that moves one second per iteration and a deadline ten seconds off: the annealed rate after
-    iteration k is lr * (10 - (k - 1)) / 10, handed to the optimizer too; without the anneal it stays lr."""
-    clock = [100.0]
-    monkeypatch.setattr(train_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    config = tiny_config.replace(num_epochs=1000, min_iters=10**6, budget_anneal=anneal)
-    net, pool, probe, kwargs = setup(config, image)
-    optimizer = torch.optim.Adam(net.parameters())
-    reported, handed = [], []
-
-    def on_iteration(iteration, loss, lr):
-        reported.append(lr)
-        handed.append(optimizer.param_groups[0]["lr"])
-        clock[0] += 1.0
-
-    result = train(net, pool, probe, config, deadline=110.0, on_iteration=on_iteration, optimizer=optimizer,
-                   **kwargs)
-    assert result.iterations == 10 and result.budget_exhausted
-    expected = [config.lr * (10 - k) / 10 if anneal else config.lr for k in range(10)]
-    assert reported == pytest.approx(expected, rel=1e-12)
-    assert handed == reported
-
-
-def test_budget_anneal_needs_a_deadline(tiny_config, image):
-    config = tiny_config.replace(num_epochs=5, min_iters=10**6, budget_anneal=True)
-    net, pool, probe, kwargs = setup(config, image)
-    rates = []
-    train(net, pool, probe, config, on_iteration=lambda i, loss, lr: rates.append(lr), **kwargs)
-    assert rates == [config.lr] * 5

@@ -394,6 +394,17 @@ def test_a_network_behind_bicubic_on_the_photo_falls_back_to_bicubic(tiny_config
     assert fallen.image.size == kept.image.size == (96, 72)
 
 
+def test_a_fallback_to_bicubic_reports_no_ensembled_step(tiny_config, rgb_image, tmp_path):
+    """Growing x2 through x(1, 2): the one-axis first step enlarges (over its 4 axis-keeping transforms) before
+    the self-check at the second step hands back bicubic, whose image no ensemble made."""
+    config = tiny_config.replace(warm_start=harmful_weights(tiny_config, tmp_path / "w.pt"), num_epochs=1, lr=1e-9,
+                                 self_ensemble=True, gradual_mode="grow", gradual_scales=((1.0, 2.0), (2.0, 2.0)))
+    kept = super_resolve(rgb_image, config)
+    assert not kept.fallback and kept.ensembled_steps == 2
+    fallen = super_resolve(rgb_image, config.replace(self_check_fallback=True))
+    assert fallen.fallback and fallen.iterations_per_step == (1, 1) and fallen.ensembled_steps == 0
+
+
 def test_later_weights_of_another_design_run_in_their_own_network(tiny_config, rgb_image, tmp_path):
     """A later step whose file records another design switches to a network of that design (the first step's
     network is not reused), and the result names both."""

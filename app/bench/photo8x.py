@@ -138,7 +138,7 @@ def run_job(jpeg_bytes: bytes, region: Box, settings: Settings, seed: int) -> Jo
     """One web job on an uploaded JPEG, as the web service and its in-memory runner run it."""
     photo = read_photo(jpeg_bytes, settings.service)
     request = JobRequest.from_photo(photo, region, settings.service.train_max_side, seed=seed,
-                                    jpeg=JpegProfile.read(jpeg_bytes))
+                                    jpeg=JpegProfile.read(jpeg_bytes), context_px=settings.service.context_px)
     engine = service_engine_config(settings)
     tracker = ProgressTracker(engine.scale_times, engine.num_epochs, engine.time_budget_s, engine.scale_factor)
     return run_zssr(request, engine, tracker, lambda: False)

@@ -214,9 +214,6 @@ class EngineConfig:
                                         "share of what its test-time training moved them (1: all of it; below 1 "
                                         "the step interpolates between the warm start and the adapted network "
                                         "in weight space)", lo=0.0, hi=1.0, lo_open=True)
-    budget_anneal: bool = option(False, "with a time budget, each gradual step's learning rate also falls "
-                                        "linearly to 0 over the step's share of the budget (budgeted training: "
-                                        "the weights the step ends with average out its last updates' noise)")
     blurry_photo_std: float | None = option(None, "a photo whose blur, as the learned reader reads it (x2 only), "
                                                   "has at least this std learns nothing at test time and is not "
                                                   "self-checked: its own bicubic sons, sharper than it, would "

@@ -27,7 +27,7 @@ PAPER: dict[str, Any] = {
     # Where the authors' code does otherwise, the engine's choice (measured: see the README's "How it works").
     "father_augment": "dihedral", "father_sampling": "area", "gradual_mode": "chain", "init_variance": None,
     "carry_optimizer": False, "gradual_scales": None, "later_warm_start": None, "learning_check": False,
-    "blurry_photo_std": None, "learning_share": 1.0, "budget_anneal": False,
+    "blurry_photo_std": None, "learning_share": 1.0,
 }
 
 # The authors' gradual x2 (X2_GRADUAL_IDEAL_CONF in their configs.py): six steps from the input itself, through

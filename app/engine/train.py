@@ -147,10 +147,6 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             policy.record(iteration, probe.error(net))
             net.train()
         lr = policy.step(iteration)
-        if config.budget_anneal and deadline is not None:
-            # Budgeted training: the rate falls linearly to nothing at the deadline, so the last iterate is an
-            # average over the last steps' noise rather than one more full-size step.
-            lr *= min(1.0, max(0.0, (deadline - time.monotonic()) / max(deadline - started, 1e-9)))
         for group in optimizer.param_groups:
             group["lr"] = lr
         if on_iteration is not None:

@@ -55,6 +55,7 @@ class SRResult:
     learning: tuple[dict, ...] | None = None
     # the first step's network in words (describe_network) and, where later steps started another design, theirs
     networks: tuple[str, ...] = ()
+    ensembled_steps: int = 0  # gradual steps enlarged as the median over the dihedral transforms (self_ensemble)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class _Totals:
     train_gflop: float = 0.0  # forward + backward, counted as 3x the forward FLOPs
     infer_seconds: float = 0.0
     infer_gflop: float = 0.0
+    ensembled_steps: int = 0
 
     def add_training(self, result: TrainResult, net: ZSSRNet) -> None:
         self.iterations.append(result.iterations)
@@ -291,6 +293,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         totals.infer_seconds += time.monotonic() - enlarge_started
         copies = (len(transforms) if sy == sx else sum(map(keeps_axes, transforms))) if ensemble else 1
         totals.infer_gflop += net.flops_per_pixel * current.shape[-2] * current.shape[-1] * copies / 1e9
+        totals.ensembled_steps += ensemble
         sources.append(current)
 
     if fallback:
@@ -298,6 +301,7 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         if on_phase is not None:
             on_phase(len(totals.iterations), "enlarging")
         current = imresize(lr, config.total_scale, out_size=_output_size(planes, config)).clamp(0, 1)
+        totals.ensembled_steps = 0
     colour = current
     size = tuple(colour.shape[-2:])
     if chroma is not None:
@@ -314,7 +318,8 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
                     totals.train_seconds, totals.train_gflop, totals.infer_seconds, totals.infer_gflop,
                     degradation.describe(),
                     check.describe() if check is not None else None, fallback, start.describe(),
-                    None if held_out is None else tuple(j.describe() for j in judgements), tuple(networks))
+                    None if held_out is None else tuple(j.describe() for j in judgements), tuple(networks),
+                    totals.ensembled_steps)
 
 
 def son_geometry(config: EngineConfig, kernel: np.ndarray | None,

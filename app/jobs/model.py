@@ -24,10 +24,17 @@ class Box:
     def as_pil(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.x + self.width, self.y + self.height)
 
+    def grown(self, margin: int, size: tuple[int, int]) -> "Box":
+        """This box with `margin` pixels more on every side, as far as a (width, height) photo reaches."""
+        left, top = max(0, self.x - margin), max(0, self.y - margin)
+        right, bottom = min(size[0], self.x + self.width + margin), min(size[1], self.y + self.height + margin)
+        return Box(left, top, right - left, bottom - top)
+
 
 @dataclass(frozen=True)
 class JobRequest:
-    """One enlargement: learn from `train_image` (the whole photo, downscaled) and enlarge `crop_image`.
+    """One enlargement: learn from `train_image` (the whole photo, downscaled) and enlarge `crop_image`, the
+    crop with the photo's pixels around it (`context`), cutting the crop's part out of the result.
 
     Only these two small images are kept, not the upload, so a queued job holds little memory.
     """
@@ -43,6 +50,12 @@ class JobRequest:
     output: OutputSpec = OutputSpec()  # how to write the result: format, quality, the photo's profile and EXIF
     name: str = "photo"  # the upload's file name without its extension: the result's file names start with it
     scale: int = 8  # 2, 4 or 8: gradual steps of 2x
+    context: Box | None = None  # the part of the photo `crop_image` holds: `crop` and around it; None: `crop`
+
+    @property
+    def enlarged(self) -> Box:
+        """The part of the photo that is enlarged."""
+        return self.context or self.crop
 
     @property
     def steps(self) -> int:
@@ -52,18 +65,21 @@ class JobRequest:
     @classmethod
     def from_photo(cls, photo: Image.Image, crop: Box, train_max_side: int, seed: int | None = None,
                    request_id: str = "-", jpeg: JpegProfile | None = None, client: str = "-",
-                   output: OutputSpec | None = None, name: str = "photo", scale: int = 8) -> "JobRequest":
-        """Cut `crop` out of `photo` and downscale the photo (antialiased) to at most `train_max_side` a side."""
+                   output: OutputSpec | None = None, name: str = "photo", scale: int = 8,
+                   context_px: int = 0) -> "JobRequest":
+        """Cut `crop`, with up to `context_px` pixels of the photo around it, out of `photo`, and downscale the photo
+        (antialiased) to at most `train_max_side` a side."""
         shrink = train_max_side / max(photo.size)
         train = photo
         if shrink < 1.0:
             size = (max(1, round(photo.width * shrink)), max(1, round(photo.height * shrink)))
             train = photo.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-        return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(crop.as_pil()), train_image=train,
+        context = crop.grown(context_px, photo.size)
+        return cls(photo_size=photo.size, crop=crop, crop_image=photo.crop(context.as_pil()), train_image=train,
                    seed=seed, request_id=request_id, jpeg=jpeg, client=client,
                    output=replace(output or OutputSpec(), icc=photo.info.get("icc_profile"),
                                   exif=photo.info.get("exif")),
-                   name=name, scale=scale)
+                   name=name, scale=scale, context=None if context == crop else context)
 
 
 class JobState(str, enum.Enum):
@@ -118,6 +134,8 @@ class JobResult:
     # per trained step: the held-out strip's PSNR with and without the step's learning, and whether it was kept
     learning: tuple[dict, ...] | None = None
     learning_share: float = 1.0  # of each step's test-time learning kept (the rest of the way: its warm start)
+    ensembled_steps: int = 0  # gradual steps enlarged as the median over the 8 rotations and flips
+    context: Box | None = None  # the part of the photo enlarged with the crop (then cut away); None: the crop alone
     format: str = "png"  # of the enlarged image (png, webp, jpeg); the bicubic one is always PNG
     name: str = "photo"  # the upload's name, for the result's file names
 

@@ -499,7 +499,9 @@ def _request_payload(request: JobRequest) -> dict[str, Any]:
     payload: dict[str, Any] = {"seed": "" if request.seed is None else str(request.seed),
                                "jpeg": "" if request.jpeg is None else json.dumps(dataclasses.asdict(request.jpeg)),
                                "format": out.format, "quality": str(out.quality), "icc": out.icc or b"",
-                               "exif": out.exif or b"", "name": request.name, "scale": str(request.scale)}
+                               "exif": out.exif or b"", "name": request.name, "scale": str(request.scale),
+                               "context": "" if request.context is None else json.dumps(dataclasses.asdict(
+                                   request.context))}
     for name, image in (("crop", request.crop_image), ("train", request.train_image)):
         payload[f"{name}_mode"] = image.mode
         payload[f"{name}_size"] = json.dumps(list(image.size))
@@ -521,14 +523,16 @@ def _decode_request(fields: dict[bytes, bytes], meta: Sequence[bytes | None]) ->
                       train_image=image("train"), seed=int(seed) if seed else None,
                       request_id=request_id.decode() if request_id else "-",
                       jpeg=None if jpeg is None else JpegProfile.from_dict(jpeg), output=output,
-                      name=fields[b"name"].decode(), scale=int(fields[b"scale"]))
+                      name=fields[b"name"].decode(), scale=int(fields[b"scale"]),
+                      context=Box(**json.loads(fields[b"context"])) if fields.get(b"context") else None)
 
 
 def _decode_result(data: dict[str, Any]) -> JobResult:
     return JobResult(**{**data, "crop": Box(**data["crop"]), "photo_size": tuple(data["photo_size"]),
                         "learned_from_size": tuple(data["learned_from_size"]),
                         "iterations_per_step": tuple(data["iterations_per_step"]),
-                        "learning": None if data.get("learning") is None else tuple(data["learning"])})
+                        "learning": None if data.get("learning") is None else tuple(data["learning"]),
+                        "context": None if data.get("context") is None else Box(**data["context"])})
 
 
 def _decode_status(job_id: str, values: Sequence[bytes | None], position: int) -> JobStatus:

@@ -21,30 +21,37 @@ Work = Callable[[JobRequest, EngineConfig, ProgressTracker, Callable[[], bool]],
 
 def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker,
              should_stop: Callable[[], bool]) -> JobOutput:
-    """Enlarge the request's crop by config.total_scale; raises app.errors.Cancelled when stopped."""
+    """Enlarge the request's crop by config.total_scale; raises app.errors.Cancelled when stopped.
+
+    The crop is enlarged inside its context (the photo around it) and cut out of the result, so that the network
+    sees across its edges; the bicubic comparison is made the same way."""
     config = config.replace(scale_times=request.steps)
     if request.seed is not None:
         config = config.replace(seed=request.seed)
-    crop, train = request.crop_image, request.train_image
-    result = super_resolve(crop, config, train_image=train, jpeg=request.jpeg, on_step=tracker.on_step,
-                           on_phase=tracker.on_phase, should_stop=should_stop)
+    train = request.train_image
+    result = super_resolve(request.crop_image, config, train_image=train, jpeg=request.jpeg,
+                           on_step=tracker.on_step, on_phase=tracker.on_phase, should_stop=should_stop)
     scale = round(config.total_scale)
-    bicubic = bicubic_resize(crop, config.total_scale)
+    crop, enlarged = request.crop, request.enlarged
+    inside = ((crop.x - enlarged.x) * scale, (crop.y - enlarged.y) * scale,
+              (crop.x - enlarged.x + crop.width) * scale, (crop.y - enlarged.y + crop.height) * scale)
+    image = result.image.crop(inside)
+    bicubic = bicubic_resize(request.crop_image, config.total_scale).crop(inside)
     return JobOutput(
-        result=JobResult(width=result.image.width, height=result.image.height, scale=scale, crop=request.crop,
+        result=JobResult(width=image.width, height=image.height, scale=scale, crop=crop, context=request.context,
                          photo_size=request.photo_size, learned_from_size=train.size,
                          seconds=result.seconds, iterations=result.iterations,
                          iterations_per_step=tuple(result.iterations_per_step), device=result.device,
                          budget_exhausted=result.budget_exhausted,
                          weights=result.warm_start["weights"],
                          weights_chosen_by=result.warm_start["chosen_by"], learning=result.learning,
-                         learning_share=config.learning_share,
+                         learning_share=config.learning_share, ensembled_steps=result.ensembled_steps,
                          network=result.networks[0] if result.networks else None,
                          later_weights=(Path(config.later_warm_start).name
                                         if config.later_warm_start and config.scale_times > 1 else None),
                          degradation=result.degradation, self_check=result.self_check,
                          fallback=result.fallback, format=request.output.format, name=request.name),
-        sr_png=encode(result.image.convert("RGB"), request.output),
+        sr_png=encode(image.convert("RGB"), request.output),
         # The comparison image: PNG, in the same colour profile (so both show alike), without the EXIF.
         bicubic_png=encode(bicubic.convert("RGB"), replace(request.output, format="png"), with_exif=False),
     )

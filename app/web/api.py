@@ -134,7 +134,7 @@ def _job_request() -> JobRequest:
     _check_output_size(box, scale, service.max_output_pixels)
     output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY)
     return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
-                                 client_id(), output, _upload_name(upload.filename), scale)
+                                 client_id(), output, _upload_name(upload.filename), scale, service.context_px)
 
 
 def _check_output_size(box: Box, scale: int, limit: int) -> None:
@@ -248,13 +248,15 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
                          "height": result.learned_from_size[1]},
         "enlarged": {"what": "the whole photo" if (result.crop.x, result.crop.y, result.crop.width,
                                                     result.crop.height) == (0, 0, *result.photo_size) else "the crop",
-                     "width": result.crop.width, "height": result.crop.height},
+                     "width": result.crop.width, "height": result.crop.height,
+                     "context": None if result.context is None else _box_json(result.context)},
         "weights": result.weights,
         "later_weights": result.later_weights,
         "weights_chosen_by": result.weights_chosen_by,
         "network": result.network,
         "learning": None if result.learning is None else list(result.learning),
         "learning_share": result.learning_share,
+        "ensembled_steps": result.ensembled_steps,
         "degradation": result.degradation,
         "self_check": result.self_check,
         "fallback": result.fallback,

@@ -53,6 +53,15 @@ def _size(description: str, *what: str) -> Schema:
     return _strict(properties, description)
 
 
+def _enlarged() -> Schema:
+    schema = _size("the region that was enlarged", "the crop", "the whole photo")
+    schema["properties"]["context"] = _nullable(_ref("Box"), "the part of the photo enlarged with the crop, whose "
+                                                             "pixels around it (context_px) the network saw across "
+                                                             "the crop's edges, then cut away; null: the crop alone")
+    schema["required"] = list(schema["properties"])
+    return schema
+
+
 def _result_properties() -> dict[str, Schema]:
     """The fields of a done job's result (app.web.api._result_json), shared by /upscale and the job JSON."""
     return {
@@ -76,7 +85,7 @@ def _result_properties() -> dict[str, Schema]:
         "device": {"type": "string", "examples": ["cpu", "cuda:0 (NVIDIA H100)"]},
         "photo": _ref("Size"),
         "learned_from": _size("the whole photo as the network saw it (downscaled for training)", "the whole photo"),
-        "enlarged": _size("the region that was enlarged", "the crop", "the whole photo"),
+        "enlarged": _enlarged(),
         "weights": {"type": ["string", "null"], "description": "the warm-start file the network started from; "
                                                               "null: from scratch"},
         "later_weights": {"type": ["string", "null"], "description": "the file the gradual steps after the first "
@@ -102,6 +111,11 @@ def _result_properties() -> dict[str, Schema]:
                            "description": "the share of each gradual step's test-time learning kept: its weights "
                                           "end that far from the weights it started from towards what it "
                                           "learned (learning_share; 1: all of it)"},
+        "ensembled_steps": {"type": "integer", "minimum": 0,
+                            "description": "how many gradual steps, from the first, enlarged as the median over "
+                                           "the 8 rotations and flips of their input (self_ensemble, "
+                                           "ensemble_steps); 0: each step enlarged once (or the image is "
+                                           "bicubic's)"},
         "degradation": _nullable(_ref("Degradation")),
         "self_check": _nullable(_ref("SelfCheck"), "measured after the first gradual step's training; null when "
                                                    "training stopped before it"),

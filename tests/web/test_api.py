@@ -79,7 +79,10 @@ def test_upscale_answers_base64_png_at_8x_the_crop(client):
     assert body["image_encoding"] == "base64"
     assert body["photo"] == {"width": 700, "height": 300}
     assert body["learned_from"] == {"what": "the whole photo", "width": 512, "height": 219}
-    assert body["enlarged"] == {"what": "the crop", "width": 64, "height": 64}
+    # config.json's context_px (8): the crop is enlarged with up to 8 photo pixels around it, as far as the photo goes
+    left, top = max(0, crop["x"] - 8), max(0, crop["y"] - 8)
+    context = {"x": left, "y": top, "width": min(700, crop["x"] + 72) - left, "height": min(300, crop["y"] + 72) - top}
+    assert body["enlarged"] == {"what": "the crop", "width": 64, "height": 64, "context": context}
     assert body["iterations"] == sum(body["iterations_per_step"]) > 0 and len(body["iterations_per_step"]) == 3
     assert body["device"].startswith("cpu") and body["seconds"] > 0
     # What the job read from the upload (config.json: sons compressed with its tables, its noise measured), on
@@ -102,6 +105,14 @@ def test_upscale_reports_weights_and_what_was_switched_off(make_app):
     assert body["learning_share"] == 0.45
     assert body["degradation"] == {"noise_std": 0.0, "noise_estimated": False, "jpeg": None, "kernel": None,
                                    "blur_std": None, "blurry": False}
+
+
+@pytest.mark.parametrize("overrides, ensembled", [({}, 1), ({"ensemble_steps": 2}, 2),
+                                                   ({"ensemble_steps": None}, 3), ({"self_ensemble": False}, 0)])
+def test_upscale_reports_how_many_steps_enlarged_over_the_8_transforms(make_app, overrides, ensembled):
+    client = make_app(**overrides).test_client()
+    body = upload(client, data=jpeg_bytes(64, 48), crop=48).get_json()
+    assert body["ensembled_steps"] == ensembled and body["width"] == 384
 
 
 def test_upscale_answers_a_url_when_base64_is_off(make_app):
@@ -425,7 +436,7 @@ def test_a_job_enlarges_by_the_scale_asked_for(make_app, scale, steps):
 def test_the_whole_photo_can_be_enlarged(make_app):
     client = make_app(base64=False).test_client()
     body = upload(client, data=jpeg_bytes(150, 100), region="whole", scale=2).get_json()
-    assert body["enlarged"] == {"what": "the whole photo", "width": 150, "height": 100}
+    assert body["enlarged"] == {"what": "the whole photo", "width": 150, "height": 100, "context": None}
     assert body["crop"] == {"x": 0, "y": 0, "width": 150, "height": 100}
     assert png_of(client.get(body["url"]).data).size == (300, 200)
     assert_error(upload(client, data=jpeg_bytes(150, 100), region="whole", x=3, y=4), 400, "bad_request")

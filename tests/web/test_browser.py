@@ -88,6 +88,9 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     assert crop == [48, 48] and after == [8 * 48, 8 * 48] == before
     facts = page.text_content("#facts")
     assert "the whole photo, 320 × 240" in facts and f"48 × 48 px at ({x}, {y}) → 384 × 384" in facts
+    # config.json's context_px (8) around the 48 px crop, which lies 8 px or more inside the photo
+    assert "(8×), inside 64 × 64 px of the photo around it (cut away after); step 1 as the median of 8 rotated " \
+           "and flipped passes" in facts
     assert "JPEG quality about" in facts and "(measured)" in facts
     assert re.search(r"blur read as a Gaussian of [0-9.]+ px;?", facts) and "blurrier" not in facts
     assert "Learning from this photo70 % of each step's learning kept, blended with the weights it started " \

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from app.config import ServiceConfig
@@ -300,3 +303,72 @@ def test_web_jobs_use_the_real_photo_settings():
     # Each is switchable, and a set noise level (0 included) is kept as set.
     manual = service_engine_config(settings.replace(estimate_noise=False, sons_jpeg=False, noise_std=0.0))
     assert (manual.estimate_noise, manual.sons_jpeg, manual.noise_std) == (False, False, 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_grown_box_adds_the_margin_where_the_photo_has_it(data):
+    width, height = data.draw(st.integers(1, 200)), data.draw(st.integers(1, 200))
+    x, y = data.draw(st.integers(0, width - 1)), data.draw(st.integers(0, height - 1))
+    box = Box(x, y, data.draw(st.integers(1, width - x)), data.draw(st.integers(1, height - y)))
+    margin = data.draw(st.integers(0, 300))
+    grown = box.grown(margin, (width, height))
+    assert box.x - grown.x == min(margin, box.x) and box.y - grown.y == min(margin, box.y)
+    assert grown.x + grown.width - (box.x + box.width) == min(margin, width - box.x - box.width)
+    assert grown.y + grown.height - (box.y + box.height) == min(margin, height - box.y - box.height)
+
+
+def test_a_request_holds_the_crop_with_its_context():
+    photo = Image.effect_noise((100, 80), 40).convert("RGB")
+    job = JobRequest.from_photo(photo, Box(5, 60, 32, 16), train_max_side=512, context_px=8)
+    assert job.context == Box(0, 52, 45, 28) == job.enlarged  # 5 px left of the crop, 4 below it
+    assert job.crop_image.tobytes() == photo.crop((0, 52, 45, 80)).tobytes()
+    alone = JobRequest.from_photo(photo, Box(5, 60, 32, 16), train_max_side=512)
+    assert alone.context is None and alone.enlarged == alone.crop and alone.crop_image.size == (32, 16)
+    whole = JobRequest.from_photo(photo, Box(0, 0, 100, 80), train_max_side=512, context_px=8)
+    assert whole.context is None  # nothing of the photo lies around it
+
+
+def test_the_job_enlarges_the_context_and_cuts_the_crop_out(monkeypatch):
+    """The result is the crop's part of the context's enlargement, and so is the bicubic comparison."""
+    import app.jobs.work as work
+    from app.engine import bicubic_resize
+    from app.engine.zssr import SRResult
+
+    photo = Image.effect_noise((60, 50), 40).convert("RGB")
+    job = JobRequest.from_photo(photo, Box(20, 10, 16, 24), train_max_side=64, context_px=6, scale=2)
+    seen = []
+
+    def fake_super_resolve(image, config, **kwargs):
+        seen.append(image.size)
+        enlarged = image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST)
+        return SRResult(enlarged, 0, (0,), 0.0, "cpu", False, warm_start={"weights": None, "chosen_by": None})
+
+    monkeypatch.setattr(work, "super_resolve", fake_super_resolve)
+    config = EngineConfig(scale_factor=2.0, scale_times=1, device="cpu")
+    output = work.run_zssr(job, config, ProgressTracker(1, 1, None, 2.0), lambda: False)
+    assert seen == [(28, 36)]  # 20-6 .. 20+16+6, 10-6 .. 10+24+6
+    sr = Image.open(io.BytesIO(output.sr_png))
+    expected = photo.crop((20, 10, 36, 34)).resize((32, 48), Image.Resampling.NEAREST)
+    assert sr.size == (32, 48) == (output.result.width, output.result.height)
+    assert sr.convert("RGB").tobytes() == expected.tobytes()
+    bicubic = Image.open(io.BytesIO(output.bicubic_png)).convert("RGB")
+    assert bicubic.tobytes() == bicubic_resize(job.crop_image, 2.0).crop((12, 12, 44, 60)).convert("RGB").tobytes()
+    assert output.result.context == Box(14, 4, 28, 36) and output.result.crop == Box(20, 10, 16, 24)
+
+
+@pytest.mark.parametrize("context_px", [0, 4])
+def test_a_queued_request_keeps_its_context(context_px):
+    """The Redis backend's encoding of a request (as a worker reads it back) carries the context box."""
+    import json
+
+    from app.jobs.redis_store import _decode_request, _request_payload
+
+    photo = Image.effect_noise((40, 30), 40).convert("RGB")
+    job = JobRequest.from_photo(photo, Box(6, 5, 16, 16), train_max_side=32, context_px=context_px)
+    fields = {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in _request_payload(job).items()}
+    meta = (json.dumps(list(job.photo_size)).encode(), json.dumps({"x": 6, "y": 5, "width": 16, "height": 16}).encode(),
+            b"rid")
+    back = _decode_request(fields, meta)
+    assert back.context == job.context == (Box(2, 1, 24, 24) if context_px else None)
+    assert back.crop_image.tobytes() == job.crop_image.tobytes() and back.enlarged == job.enlarged
