@@ -156,4 +156,10 @@ def test_the_bicubic_row_is_the_jobs_bicubic():
     region = Box(8, 4, 24, 16)
     output = photo8x.run_job(jpeg_bytes, region, settings, seed=0)
     photo = read_photo(jpeg_bytes, settings.service)
-    np.testing.assert_array_equal(photo8x.bicubic_region(photo, region), decode_rgb(output.bicubic_png))
+    assert settings.service.context_px == 8  # config.json's: the job's bicubic is made inside the same context
+    shown = decode_rgb(output.bicubic_png)
+    np.testing.assert_array_equal(photo8x.bicubic_region(photo, region, settings.service.context_px), shown)
+    # Bicubic x8 reaches 2 small pixels: past the 16 px that scoring shaves, the crop alone's is the same image.
+    alone = photo8x.bicubic_region(photo, region)
+    assert not np.array_equal(alone, shown)
+    np.testing.assert_array_equal(alone[16:-16, 16:-16], shown[16:-16, 16:-16])
