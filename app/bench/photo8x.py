@@ -158,9 +158,8 @@ def bicubic_region(photo: Image.Image, region: Box, context_px: int = 0) -> np.n
     crop with up to `context_px` photo pixels around it, the crop's part cut out), (8h, 8w, 3) uint8. Bicubic x8
     reaches 2 small pixels, so inside the 16 px that scoring shaves it is the crop alone's."""
     context = region.grown(context_px, photo.size)
-    inside = ((region.x - context.x) * SCALE, (region.y - context.y) * SCALE,
-              (region.x - context.x + region.width) * SCALE, (region.y - context.y + region.height) * SCALE)
-    return np.asarray(bicubic_resize(photo.crop(context.as_pil()), SCALE).crop(inside).convert("RGB"))
+    enlarged = bicubic_resize(photo.crop(context.as_pil()), SCALE)
+    return np.asarray(enlarged.crop(region.within(context, SCALE)).convert("RGB"))
 
 
 def hr_region(hr: np.ndarray, region: Box) -> np.ndarray:

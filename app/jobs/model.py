@@ -30,6 +30,11 @@ class Box:
         right, bottom = min(size[0], self.x + self.width + margin), min(size[1], self.y + self.height + margin)
         return Box(left, top, right - left, bottom - top)
 
+    def within(self, outer: "Box", scale: int) -> tuple[int, int, int, int]:
+        """Where this box lies in `outer` (which holds it) enlarged `scale` times, as a PIL crop box."""
+        x, y = (self.x - outer.x) * scale, (self.y - outer.y) * scale
+        return (x, y, x + self.width * scale, y + self.height * scale)
+
 
 @dataclass(frozen=True)
 class JobRequest:

@@ -32,9 +32,8 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
     result = super_resolve(request.crop_image, config, train_image=train, jpeg=request.jpeg,
                            on_step=tracker.on_step, on_phase=tracker.on_phase, should_stop=should_stop)
     scale = round(config.total_scale)
-    crop, enlarged = request.crop, request.enlarged
-    inside = ((crop.x - enlarged.x) * scale, (crop.y - enlarged.y) * scale,
-              (crop.x - enlarged.x + crop.width) * scale, (crop.y - enlarged.y + crop.height) * scale)
+    crop = request.crop
+    inside = crop.within(request.enlarged, scale)
     image = result.image.crop(inside)
     bicubic = bicubic_resize(request.crop_image, config.total_scale).crop(inside)
     return JobOutput(
