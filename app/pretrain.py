@@ -77,13 +77,17 @@ class PhotoDegradation:
     0.3 to 1.6 HR px (isotropic or not), noise up to 0.02, JPEG quality 30 to 95 with 4:2:0 or 4:4:4 chroma.
     """
 
-    RECIPE = ("per crop: 25% MATLAB bicubic, else Gaussian blur std U(0.3, 1.6) px per axis (50% isotropic), "
-              "random angle, then sampling x2; noise std U(0, 0.02) on 50%; JPEG quality U(30, 95) on 75% "
-              "(4:2:0 on 70% of those, else 4:4:4), through Pillow; bicubic enlargement back")
-
-    def __init__(self, factor: int):
+    def __init__(self, factor: int, bicubic_share: float = 0.25, jpeg_share: float = 0.75):
         self.factor = factor
+        self.bicubic_share = bicubic_share  # of the crops made small by MATLAB bicubic (the rest: a Gaussian blur)
+        self.jpeg_share = jpeg_share  # of the crops compressed
         self.profiles: dict[tuple[int, int], JpegProfile] = {}
+
+    def recipe(self) -> str:
+        return (f"per crop: {self.bicubic_share:.0%} MATLAB bicubic, else Gaussian blur std U(0.3, 1.6) px per axis "
+                "(50% isotropic), random angle, then sampling x2; noise std U(0, 0.02) on 50%; JPEG quality "
+                f"U(30, 95) on {self.jpeg_share:.0%} (4:2:0 on 70% of those, else 4:4:4), through Pillow; bicubic "
+                "enlargement back")
 
     def _kernel(self, rng: np.random.Generator) -> np.ndarray:
         sy = rng.uniform(0.3, 1.6)
@@ -94,7 +98,7 @@ class PhotoDegradation:
         pixels = (lr.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         out = []
         for image in pixels:
-            if rng.random() < 0.75:
+            if rng.random() < self.jpeg_share:
                 key = (int(rng.integers(30, 96)), 2 if rng.random() < 0.7 else 0)
                 profile = self.profiles.get(key)
                 if profile is None:  # made once per key: reading a profile back costs more than a crop's JPEG
@@ -105,7 +109,7 @@ class PhotoDegradation:
 
     def __call__(self, hr: torch.Tensor, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         n = hr.shape[0]
-        bicubic = torch.from_numpy(rng.random(n) < 0.25)
+        bicubic = torch.from_numpy(rng.random(n) < self.bicubic_share)
         kernels = torch.from_numpy(np.stack([self._kernel(rng) for _ in range(n)]))
         lr = blur_downscale(hr, kernels, self.factor)
         if bicubic.any():
@@ -139,6 +143,13 @@ class Plan:
     # deep network from scratch at the full rate at once lets its last hidden layer's units die, and it learns
     # nothing but the bicubic residual of zero (measured: a 12-layer folded network at 6e-4)
     warmup: int = 0
+    # with `photo`: the shares of the crops made small by bicubic (not blurred) and compressed (the shares of the
+    # runs from before they were recorded)
+    bicubic_share: float = 0.25
+    jpeg_share: float = 0.75
+
+    def photo_degradation(self) -> "PhotoDegradation | None":
+        return PhotoDegradation(int(self.scale_factor), self.bicubic_share, self.jpeg_share) if self.photo else None
 
     @property
     def father_side(self) -> int:
@@ -153,7 +164,8 @@ class Plan:
         return cosine * min(1.0, (iteration + 1) / self.warmup) if self.warmup else cosine
 
     def degradation(self) -> str:
-        first = PhotoDegradation.RECIPE if self.photo else \
+        photo = self.photo_degradation()
+        first = photo.recipe() if photo is not None else \
             "MATLAB bicubic downscale, bicubic upscale (as the engine's LR sons)"
         if self.cascade is None:
             return first
@@ -186,7 +198,7 @@ def batch_maker(plan: Plan, pool: FatherPool, device: torch.device | None = None
     `plan.photo`), not a clean bicubic copy."""
     factor = int(plan.scale_factor)
     downscale = make_downscale(plan.scale_factor, None)
-    photo = PhotoDegradation(factor) if plan.photo else None
+    photo = plan.photo_degradation()
     before = None
     if plan.cascade is not None:
         before = ZSSRNet(with_arch(EngineConfig(), file_arch(plan.cascade, "--cascade")))
@@ -290,6 +302,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init", type=Path, help="a new run starts from these weights (a file this script wrote)")
     parser.add_argument("--photo", action="store_true",
                         help="sons degraded as real photos (blur, noise, JPEG) instead of clean bicubic")
+    parser.add_argument("--bicubic_share", type=float, default=0.25,
+                        help="with --photo: the share of crops made small by MATLAB bicubic (the rest are blurred)")
+    parser.add_argument("--jpeg_share", type=float, default=0.75,
+                        help="with --photo: the share of crops compressed as JPEG")
     parser.add_argument("--cascade", type=Path,
                         help="the step before's weights: train a later gradual step on its enlargements")
     parser.add_argument("--cascade_margin", type=int, default=16,
@@ -307,6 +323,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.cascade is not None and args.cascade_margin % square:
         parser.error(f"--cascade_margin must be a multiple of {square} (scale_factor squared), got "
                      f"{args.cascade_margin}")
+    for name in ("bicubic_share", "jpeg_share"):
+        value = getattr(args, name)
+        if not 0 <= value <= 1:
+            parser.error(f"--{name} must be between 0 and 1, got {value}")
     if args.warmup < 0:
         parser.error(f"--warmup must be at least 0, got {args.warmup}")
     for name in ("iterations", "stop_at", "crop", "batch"):
@@ -353,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                     lr=args.lr, lr_end=args.lr_end, scale_factor=args.scale_factor, noise_std=args.noise_std,
                     photo=args.photo, seed=args.seed, init=None if args.init is None else str(args.init),
                     cascade=None if args.cascade is None else str(args.cascade),
-                    cascade_margin=args.cascade_margin, warmup=args.warmup)
+                    cascade_margin=args.cascade_margin, warmup=args.warmup, bicubic_share=args.bicubic_share,
+                    jpeg_share=args.jpeg_share)
         progress = Progress()
         if args.init is not None:
             previous = load_weights(net, args.init)["recipe"]

@@ -166,7 +166,8 @@ def test_benchmark_sets_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--data", "x", "--iterations", "3"], ["--export", "x"],
-                                  ["--resume", "x", "--iterations", "0"], ["--resume", "x", "--warmup", "-1"]])
+                                  ["--resume", "x", "--iterations", "0"], ["--resume", "x", "--warmup", "-1"],
+                                  ["--resume", "x", "--bicubic_share", "1.5"], ["--resume", "x", "--jpeg_share", "-0.1"]])
 def test_incomplete_or_bad_arguments_are_usage_errors(args):
     with pytest.raises(SystemExit) as excinfo:
         pretrain.main(args)
@@ -289,3 +290,38 @@ def test_a_cascade_margin_that_splits_pixels_is_a_usage_error(tmp_path):
         pretrain.main(["--data", "x", "--state", "s", "--iterations", "1", "--cascade", "w.pt",
                        "--cascade_margin", "6"])
     assert excinfo.value.code == 2
+
+
+def test_the_photo_shares_choose_bicubic_or_blur_and_jpeg_or_none_per_crop():
+    from app.engine.pairs import make_downscale, upscale
+
+    hr = torch.rand(6, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    bicubic = upscale(make_downscale(2.0, None)(hr), 2.0, (24, 24))
+
+    def distance_from_bicubic(bicubic_share: float) -> list[float]:
+        son = pretrain.PhotoDegradation(2, bicubic_share, 0.0)(hr, np.random.default_rng(5),
+                                                                 torch.Generator().manual_seed(5))
+        return [float((son[i] - bicubic[i]).abs().mean()) for i in range(6)]
+
+    # Every crop bicubic: the clean son but for the noise half of them get (std at most 0.02); every crop
+    # blurred: a Gaussian blur's son, far from it on white noise.
+    assert max(distance_from_bicubic(1.0)) < 0.015 < min(distance_from_bicubic(0.0))
+    # None compressed: the crops' 8-bit values; all compressed: each through a JPEG.
+    lr = hr[:, :, :12, :12]
+    compressed = {share: pretrain.PhotoDegradation(2, 1.0, share)._jpeg(lr, np.random.default_rng(1))
+                  for share in (0.0, 1.0)}
+    assert torch.equal(compressed[0.0], (lr * 255).round() / 255)
+    assert all(not torch.equal(compressed[1.0][i], compressed[0.0][i]) for i in range(6))
+
+
+def test_the_photo_shares_are_planned_recorded_and_kept_on_resume(data, tmp_path):
+    state = tmp_path / "run.pt"
+    new_run(data, state, 4, "--photo", "--bicubic_share", "0.5", "--jpeg_share", "0.9", "--stop_at", "2")
+    run("--resume", str(state), "--bicubic_share", "0.1")  # a new run's argument: the plan keeps its own
+    recipe = read_checkpoint(state)["recipe"]
+    assert recipe["plan"]["bicubic_share"] == 0.5 and recipe["plan"]["jpeg_share"] == 0.9
+    assert recipe["degradation"].startswith("per crop: 50% MATLAB bicubic") and "on 90%" in recipe["degradation"]
+    # A run from before the shares were recorded reads as the shares it had.
+    old = {k: v for k, v in recipe["plan"].items() if k not in ("bicubic_share", "jpeg_share")}
+    assert pretrain.Plan(**old).photo_degradation().recipe().startswith("per crop: 25% MATLAB bicubic")
+    assert "on 75%" in pretrain.Plan(**old).photo_degradation().recipe()
