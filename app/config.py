@@ -107,7 +107,8 @@ class ServiceConfig:
 
 SERVICE_KEYS = frozenset(f.name for f in dataclasses.fields(ServiceConfig))
 # The engine's files (check_paths); warm_start may instead say "auto" (the input chooses; see EngineConfig).
-PATH_KEYS = ("kernel", "warm_start", "photo_warm_start", "clean_warm_start", "later_warm_start")
+PATH_KEYS = ("kernel", "warm_start", "photo_warm_start", "clean_warm_start", "blurry_warm_start",
+             "later_warm_start")
 SERVICE_PATH_KEYS = ("api_keys_file",)
 
 

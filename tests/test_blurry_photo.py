@@ -72,3 +72,30 @@ def test_the_reader_reads_x2_alone():
         EngineConfig(blurry_photo_std=1.0, scale_factor=3.0)
     assert excinfo.value.key == "blurry_photo_std"
     assert EngineConfig(blurry_photo_std=None, scale_factor=3.0).blurry_photo_std is None
+
+
+def test_a_photo_read_blurry_starts_from_the_blurry_weights_and_says_so(tiny_config, scene, tmp_path):
+    from app.engine.jpeg import JpegProfile
+    from app.engine.network import ZSSRNet
+    from app.engine.warm_start import save_weights
+
+    paths = {}
+    for seed, name in ((1, "photo"), (2, "blurry")):
+        torch.manual_seed(seed)
+        net = ZSSRNet(tiny_config)
+        torch.nn.init.normal_(net.layers[-1].weight, 0.0, 0.01)
+        save_weights(net, tiny_config, tmp_path / f"{name}.pt", recipe={"scale_factor": 2.0})
+        paths[name] = str(tmp_path / f"{name}.pt")
+    config = tiny_config.replace(warm_start="auto", photo_warm_start=paths["photo"], clean_warm_start=paths["photo"],
+                                 blurry_warm_start=paths["blurry"], blurry_photo_std=1.0, later_warm_start=None)
+    image, jpeg = as_image(made_small(scene, 1.8)), JpegProfile.standard(90)
+    blurry = super_resolve(image, config, jpeg=jpeg)
+    assert blurry.degradation["blurry"] is True
+    assert blurry.warm_start == {"weights": "blurry.pt", "chosen_by": "a blurry JPEG input"}
+    # The same photo under a threshold above its reading starts from the photo weights; with none set, too.
+    sharp = super_resolve(image, config.replace(blurry_photo_std=9.0), jpeg=jpeg)
+    assert sharp.warm_start == {"weights": "photo.pt", "chosen_by": "a JPEG input"}
+    unset = super_resolve(image, config.replace(blurry_warm_start=None), jpeg=jpeg)
+    assert unset.warm_start == {"weights": "photo.pt", "chosen_by": "a JPEG input"}
+    # Not only named: the blurry weights made the image (the photo's learns nothing either way).
+    assert np.asarray(blurry.image).tolist() != np.asarray(unset.image).tolist()

@@ -15,7 +15,7 @@ from app.engine.holdout import MAX_STRIP_LENGTH, MIN_STRIP, HeldOut, Judgement, 
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
 from app.engine.pairs import make_downscale
-from app.engine.warm_start import choose_warm_start, save_weights
+from app.engine.warm_start import WarmStart, choose_warm_start, save_weights
 from app.engine.zssr import super_resolve
 from app.errors import ConfigError
 
@@ -79,6 +79,18 @@ def test_the_pipeline_loads_the_chosen_weights_and_says_which(tiny_config, two_w
     assert lossless.warm_start == {"weights": "clean.pt", "chosen_by": "a lossless input"}
     # Not only named: the two starts give different images.
     assert np.asarray(jpeg.image).tolist() != np.asarray(lossless.image).tolist()
+
+
+def test_a_blurry_jpeg_starts_from_the_blurry_weights_where_they_are_set(tiny_config, two_weights):
+    photo, clean = two_weights
+    config = auto(tiny_config, photo, clean, blurry_warm_start=clean)
+    assert choose_warm_start(config, jpeg=True, blurry=True) == WarmStart(clean, "a blurry JPEG input")
+    assert choose_warm_start(config, jpeg=True, blurry=False) == WarmStart(photo, "a JPEG input")
+    assert choose_warm_start(config, jpeg=False, blurry=True) == WarmStart(clean, "a lossless input")
+    unset = config.replace(blurry_warm_start=None)
+    assert choose_warm_start(unset, jpeg=True, blurry=True) == WarmStart(photo, "a JPEG input")
+    forced = config.replace(warm_start=photo)
+    assert choose_warm_start(forced, jpeg=True, blurry=True) == WarmStart(photo, "the config")
 
 
 def test_the_cli_reads_a_jpegs_profile_and_logs_the_choice(tiny_config, two_weights, rgb_image, tmp_path, capsys):

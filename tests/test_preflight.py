@@ -73,6 +73,9 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
     # A file whose recorded design (width 16) is not its weights' (width 8): no network fits both.
     mislabelled = tmp_path / "mislabelled.pt"
     torch.save({**torch.load(weights), "arch": {**torch.load(weights)["arch"], "model_width": 16}}, mislabelled)
+    grey = tmp_path / "grey.pt"
+    save_weights(ZSSRNet(tiny.replace(in_channels=1)), tiny.replace(in_channels=1), grey, recipe={"scale_factor": 2.0})
+    auto = tiny.replace(warm_start="auto", photo_warm_start=str(weights), clean_warm_start=str(weights))
     (tmp_path / "junk.pt").write_bytes(b"junk" * 10)
     np.save(tmp_path / "k.npy", np.ones((5, 5)))
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
@@ -85,6 +88,9 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
         "later weights unlike their record": ("later_warm_start", tiny.replace(later_warm_start=str(mislabelled))),
         "later weights that see other planes": ("later_warm_start",
                                                 tiny.replace(later_warm_start=str(rgb), in_channels=1)),
+        "missing blurry weights": ("blurry_warm_start", auto.replace(blurry_warm_start=str(tmp_path / "none.pt"))),
+        "blurry weights that see other planes": ("blurry_warm_start",
+                                                 auto.replace(photo_warm_start=str(grey), blurry_warm_start=str(rgb))),
         "missing kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "none.npy"))),
         "unreadable kernel": ("kernel", tiny.replace(kernel=str(tmp_path / "bad.npy"))),
         "kernel at x1.5": ("kernel", tiny.replace(kernel=str(tmp_path / "k.npy"), scale_factor=1.5)),
@@ -94,7 +100,7 @@ def bad_configs(tmp_path) -> dict[str, tuple[str, EngineConfig]]:
 
 CASES = ["missing weights", "unreadable weights", "weights unlike their record", "another scale",
          "missing later weights", "later weights unlike their record", "later weights that see other planes",
-         "missing kernel",
+         "missing blurry weights", "blurry weights that see other planes", "missing kernel",
          "unreadable kernel", "kernel at x1.5", "no such device"]
 
 

@@ -167,7 +167,8 @@ def test_benchmark_sets_are_refused(tmp_path):
 
 @pytest.mark.parametrize("args", [["--data", "x", "--iterations", "3"], ["--export", "x"],
                                   ["--resume", "x", "--iterations", "0"], ["--resume", "x", "--warmup", "-1"],
-                                  ["--resume", "x", "--bicubic_share", "1.5"], ["--resume", "x", "--jpeg_share", "-0.1"]])
+                                  ["--resume", "x", "--bicubic_share", "1.5"],
+                                  ["--resume", "x", "--jpeg_share", "-0.1"]])
 def test_incomplete_or_bad_arguments_are_usage_errors(args):
     with pytest.raises(SystemExit) as excinfo:
         pretrain.main(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +14,10 @@ from app.engine.presets import PRESETS, WARM_START_X2, preset_config
 from app.engine.warm_start import load_weights, read_checkpoint, sha256
 from app.errors import ConfigError
 
-# The clean-bicubic network (presets, the ideal case) and the photo network (the web service's default).
-SHIPPED = [WARM_START_X2, WARM_START_X2.with_name("zssr_x2_photo.pt")]
+# The clean-bicubic network (presets, the ideal case), the photo network (blurry photos) and the one continued
+# from it with more bicubic sons (the web service's default for JPEGs).
+SHIPPED = [WARM_START_X2, WARM_START_X2.with_name("zssr_x2_photo.pt"),
+           WARM_START_X2.with_name("zssr_x2_photo_sharp.pt")]
 
 
 @pytest.fixture(params=SHIPPED, ids=lambda p: p.stem)
@@ -30,7 +33,8 @@ def test_shipped_weights_match_their_recorded_checksum(shipped):
 def test_shipped_weights_record_a_recipe_on_training_sets_only(shipped):
     recipe = read_checkpoint(shipped)["recipe"]
     assert recipe["complete"] is True
-    assert set(recipe["data"]) <= {"T91", "General100", "BSD200"}
+    # The training sets, or the folder that holds them.
+    assert {Path(d).name for d in recipe["data"]} <= {"T91", "General100", "BSD200", "train"}
     assert recipe["iterations"] > 0 and recipe["scale_factor"] == 2.0
 
 
@@ -41,12 +45,20 @@ def test_photo_weights_record_their_degradations_and_what_they_continued():
     assert recipe["continued_from"] == read_checkpoint(SHIPPED[0])["recipe"]
 
 
+def test_sharp_photo_weights_continue_the_photo_weights_with_three_quarters_bicubic_sons():
+    recipe = read_checkpoint(SHIPPED[2])["recipe"]
+    assert recipe["continued_from"] == read_checkpoint(SHIPPED[1])["recipe"]
+    assert recipe["plan"]["bicubic_share"] == 0.75 and recipe["plan"]["photo"] is True
+    assert recipe["degradation"].startswith("per crop: 75% MATLAB bicubic")
+
+
 def test_config_json_lets_the_input_choose_between_the_photo_and_the_clean_weights():
     from app.config import load_settings
 
     engine = load_settings().engine
     assert engine.warm_start == "auto"
-    assert (engine.photo_warm_start, engine.clean_warm_start) == (str(SHIPPED[1]), str(SHIPPED[0]))
+    assert (engine.photo_warm_start, engine.blurry_warm_start, engine.clean_warm_start) == \
+        (str(SHIPPED[2]), str(SHIPPED[1]), str(SHIPPED[0]))
 
 
 def test_shipped_weights_load_into_the_paper_network_with_their_shapes(shipped):

@@ -32,7 +32,8 @@ def preflight(config: EngineConfig) -> str:
     """
     device = select_device(config.device)
     config_kernel(config)
-    chosen = ("photo_warm_start", "clean_warm_start") if config.warm_start == AUTO else ("warm_start",)
+    chosen = ("photo_warm_start", "clean_warm_start", "blurry_warm_start") if config.warm_start == AUTO \
+        else ("warm_start",)
     channels = {}
     for key in chosen + ("later_warm_start",):
         if path := getattr(config, key):
@@ -42,6 +43,11 @@ def preflight(config: EngineConfig) -> str:
             load_weights(net, path, config.scale_factor, key, checkpoint)
             channels[key] = net.config_in_channels
     later = channels.pop("later_warm_start", None)
+    blurry = channels.pop("blurry_warm_start", None)
+    if blurry is not None and blurry != channels.get("photo_warm_start", blurry):
+        raise ConfigError("blurry_warm_start", f"{config.blurry_warm_start} sees {blurry} channels, "
+                                               f"photo_warm_start {channels['photo_warm_start']}; a photo's planes "
+                                               "are made before its blur is read")
     first = set(channels.values()) or {config.in_channels}
     if later is not None and first != {later}:
         raise ConfigError("later_warm_start", f"{config.later_warm_start} sees {later} channels, the first step's "

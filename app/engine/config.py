@@ -207,6 +207,9 @@ class EngineConfig:
                                                 "on photo degradations: blur, noise, JPEG)")
     clean_warm_start: str | None = option(None, "with warm_start auto: the weights for lossless inputs and for a "
                                                 "given kernel (pre-trained on clean bicubic sons)")
+    blurry_warm_start: str | None = option(None, "with warm_start auto: the weights for a JPEG whose blur reaches "
+                                                 "blurry_photo_std (pre-trained with most crops blurred); null: "
+                                                 "photo_warm_start for every JPEG")
     learning_check: bool = option(False, "hold a strip of the photo out of training and keep each gradual step's "
                                          "test-time learning only where it rebuilds that strip better than the "
                                          "weights it started from (learning that never hurts)")

@@ -100,14 +100,18 @@ class WarmStart:
         return {"weights": None if self.path is None else Path(self.path).name, "chosen_by": self.reason}
 
 
-def choose_warm_start(config: Any, jpeg: bool) -> WarmStart:
-    """The warm start for an input (`jpeg`: it is a JPEG file). A file or null in `warm_start` is the config's
-    choice; `auto` lets the input choose: a given kernel or a lossless image starts from `clean_warm_start` (their
-    sons are clean), a JPEG from `photo_warm_start` (trained on blurred, noisy, compressed sons, as photos are)."""
+def choose_warm_start(config: Any, jpeg: bool, blurry: bool = False) -> WarmStart:
+    """The warm start for an input (`jpeg`: it is a JPEG file; `blurry`: the blur reader found it blurry, see
+    blurry_photo_std). A file or null in `warm_start` is the config's choice; `auto` lets the input choose: a given
+    kernel or a lossless image starts from `clean_warm_start` (their sons are clean), a blurry JPEG from
+    `blurry_warm_start` where one is set, any other JPEG from `photo_warm_start` (trained on compressed, noisy,
+    sometimes blurred sons, as photos are)."""
     if config.warm_start != AUTO:
         return WarmStart(config.warm_start, "the config" if config.warm_start else "the config (from scratch)")
     if config.kernel:
         return WarmStart(config.clean_warm_start, "a blur kernel is given")
+    if jpeg and blurry and config.blurry_warm_start:
+        return WarmStart(config.blurry_warm_start, "a blurry JPEG input")
     if jpeg:
         return WarmStart(config.photo_warm_start, "a JPEG input")
     return WarmStart(config.clean_warm_start, "a lossless input")

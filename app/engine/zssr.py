@@ -190,6 +190,12 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
     degradation = SonDegradation.plan(config, training_source, jpeg)
+    if degradation.blurry and (blurry_start := choose_warm_start(config, jpeg is not None, True)) != start:
+        # Read blurry: the weights made for blurred photos instead (same planes: preflight checks their channels).
+        start = blurry_start
+        log.info("warm start: %s (chosen by %s)", start.path, start.reason)
+        net, model = build_model(config, device, start.path)
+        networks = [describe_network(net)]
     kernel, alignment, transforms, grid_shift = son_geometry(config, kernel, degradation)
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress

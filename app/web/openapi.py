@@ -94,9 +94,10 @@ def _result_properties() -> dict[str, Schema]:
                                                                     "went on from the previous one"},
         "weights_chosen_by": {"type": ["string", "null"],
                               "description": "why those weights: the config named them, or (warm_start auto) the "
-                                             "input chose: a JPEG starts from the photo weights, a lossless image or "
-                                             "a given kernel from the clean ones",
-                              "examples": ["a JPEG input", "a lossless input", "the config"]},
+                                             "input chose: a JPEG starts from the photo weights (one the blur "
+                                             "reader finds blurry from the blurry-photo weights, where set), a "
+                                             "lossless image or a given kernel from the clean ones",
+                              "examples": ["a JPEG input", "a blurry JPEG input", "a lossless input", "the config"]},
         "network": {"type": ["string", "null"],
                     "description": "the first step's network (a weights file is built into the design it was "
                                    "trained as): its layers and width, and whether they work on every pixel of the "
