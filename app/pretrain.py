@@ -10,6 +10,10 @@ runs that stop and resume exactly and accumulate over sessions.
     nohup nice python -m app.pretrain --data ../shared/data/train --photo \
         --cascade app/engine/weights/zssr_x2_photo.pt --init app/engine/weights/zssr_x2.pt --iterations 8000 \
         --state app/engine/weights/training/later_x2b.pt &
+    # the photo weights for sharp JPEGs: continued with three quarters of the sons made small by bicubic
+    nohup nice python -m app.pretrain --data ../shared/data/train --photo --bicubic_share 0.75 --jpeg_share 0.9 \
+        --init app/engine/weights/zssr_x2_photo.pt --iterations 1500 --lr 1e-4 --lr_end 1e-6 --warmup 50 \
+        --seed 7 --state /tmp/photo_sharp_x2.pt &
     # write the weights alone (no optimizer state) for config.json's warm_start
     python -m app.pretrain --export app/engine/weights/training/photo_x2.pt --out app/engine/weights/zssr_x2_photo.pt
 
