@@ -99,3 +99,19 @@ def test_a_photo_read_blurry_starts_from_the_blurry_weights_and_says_so(tiny_con
     assert unset.warm_start == {"weights": "photo.pt", "chosen_by": "a JPEG input"}
     # Not only named: the blurry weights made the image (the photo's learns nothing either way).
     assert np.asarray(blurry.image).tolist() != np.asarray(unset.image).tolist()
+
+
+def test_blurry_weights_that_see_other_planes_than_the_photo_weights_are_a_config_error(tiny_config, scene, tmp_path):
+    from app.engine.jpeg import JpegProfile
+    from app.engine.network import ZSSRNet
+    from app.engine.warm_start import save_weights
+
+    grey = tiny_config.replace(in_channels=1)
+    save_weights(ZSSRNet(grey), grey, tmp_path / "grey.pt", recipe={"scale_factor": 2.0})
+    save_weights(ZSSRNet(tiny_config), tiny_config, tmp_path / "rgb.pt", recipe={"scale_factor": 2.0})
+    config = tiny_config.replace(warm_start="auto", photo_warm_start=str(tmp_path / "grey.pt"),
+                                 clean_warm_start=str(tmp_path / "grey.pt"), blurry_warm_start=str(tmp_path / "rgb.pt"),
+                                 blurry_photo_std=1.0, later_warm_start=None)
+    with pytest.raises(ConfigError) as excinfo:
+        super_resolve(as_image(made_small(scene, 1.8)), config, jpeg=JpegProfile.standard(90))
+    assert excinfo.value.key == "blurry_warm_start"

@@ -196,6 +196,9 @@ def super_resolve(image: Image.Image, config: EngineConfig, *, train_image: Imag
         log.info("warm start: %s (chosen by %s)", start.path, start.reason)
         net, model = build_model(config, device, start.path)
         networks = [describe_network(net)]
+        if net.config_in_channels != in_channels:
+            raise ConfigError("blurry_warm_start", f"{start.path} sees {net.config_in_channels} channels, "
+                                                   f"photo_warm_start {in_channels}")
     kernel, alignment, transforms, grid_shift = son_geometry(config, kernel, degradation)
     downscale = make_downscale(config.scale_factor, kernel, alignment)
     compress = degradation.compress
