@@ -5,6 +5,7 @@ The web tests (tests/web/) have their own conftest with `app` and `client`; noth
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -28,6 +29,20 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
                           print_blob=True)
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def log_handlers_of_this_test_only():
+    """A handler that a test's code adds (the CLIs' logging.basicConfig, the service's configure_logging, RQ's
+    worker) writes to that test's captured stream, which pytest closes after it; a later test's logging would go
+    through it ("Logging error: I/O operation on closed file"). Such handlers go with their test."""
+    loggers = [logging.getLogger(), logging.getLogger("rq.worker")]
+    before = [list(logger.handlers) for logger in loggers]
+    yield
+    for logger, kept in zip(loggers, before):
+        for handler in logger.handlers[:]:
+            if handler not in kept:
+                logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ redis-server and a real gunicorn."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 import pytest
@@ -11,19 +10,6 @@ import pytest
 from app.config import load_settings
 from app.web import close_app, create_app
 from websupport import TINY, Gunicorn, RedisServer, redis_overrides
-
-
-@pytest.fixture(autouse=True)
-def rq_log_handlers_of_this_test_only():
-    """RQ's worker gives its logger stream handlers on the sys.stdout and stderr of the moment it starts (when no
-    handler reaches it), here the test's captured streams, which pytest closes after the test; a later test's worker
-    would log through them ("Logging error: I/O operation on closed file"). They go with their test."""
-    logger = logging.getLogger("rq.worker")
-    before = list(logger.handlers)
-    yield
-    for handler in logger.handlers[:]:
-        if handler not in before:
-            logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
