@@ -12,6 +12,9 @@
   // The divider moves by this many percent of the image per arrow key, and ten times as far per page key.
   const KEY_STEP = 2;
   const FORMAT_NAMES = { png: "PNG", webp: "WebP", jpeg: "JPEG" };
+  // With API keys on and no page session (page_session false) the page asks for a key, kept in this browser.
+  const NEEDS_KEY = app.dataset.needsKey === "true";
+  const KEY_STORE = "zssr-api-key";
 
   const state = {
     file: null, url: null, width: 0, height: 0, region: null, jobId: null, timer: null, busy: false,
@@ -21,6 +24,31 @@
   };
 
   function show(id, visible) { $(id).hidden = !visible; }
+
+  function apiKey() {
+    if (!NEEDS_KEY) return "";
+    try { return localStorage.getItem(KEY_STORE) || ""; } catch (e) { return $("api-key").value.trim(); }
+  }
+
+  function saveKey() {
+    try { localStorage.setItem(KEY_STORE, $("api-key").value.trim()); } catch (e) { /* read from the field */ }
+  }
+
+  // fetch() on the API, with the key as the API takes it when the page has one.
+  function api(url, options = {}) {
+    const headers = new Headers(options.headers || {});
+    const key = apiKey();
+    if (key) headers.set("Authorization", "Bearer " + key);
+    return fetch(url, { ...options, headers });
+  }
+
+  // An image of the API as a URL for <img> and <a>: itself, or with a key (which an <img> cannot send) a blob.
+  async function imageUrl(url) {
+    if (!apiKey()) return url;
+    const response = await api(url);
+    if (!response.ok) throw new Error(`The server answered ${response.status} for the image.`);
+    return URL.createObjectURL(await response.blob());
+  }
 
   function showError(message) {
     $("error").textContent = message;
@@ -120,6 +148,7 @@
 
   async function start() {
     clearError();
+    if (NEEDS_KEY && !apiKey()) return showError("This service needs an API key: enter it at the top of the page.");
     const form = new FormData();
     form.append("image", state.file, state.file.name || "photo.jpg");
     form.append("scale", $("scale").value);
@@ -139,7 +168,7 @@
     setProgress(0, "Sending the photo…");
     let response;
     try {
-      response = await fetch("/api/jobs", { method: "POST", body: form });
+      response = await api("/api/jobs", { method: "POST", body: form });
     } catch (e) {
       return fail("The server could not be reached. Please check your connection and try again.");
     }
@@ -175,7 +204,7 @@
   async function poll() {
     let response;
     try {
-      response = await fetch(`/api/jobs/${state.jobId}`, { cache: "no-store" });
+      response = await api(`/api/jobs/${state.jobId}`, { cache: "no-store" });
     } catch (e) {
       state.timer = setTimeout(poll, POLL_MS * 4);  // a blip in the connection: keep trying
       return;
@@ -211,7 +240,7 @@
     stopPolling();
     if (job.status === "done") {
       setProgress(1, "Done.");
-      return showResult(job.result);
+      return showResult(job.result).catch((e) => fail(e.message));
     }
     if (job.status === "failed") {
       return fail(job.error ? capitalise(job.error.message) + "." : "The enlargement failed.");
@@ -232,19 +261,23 @@
     return `; ${which} as the median of 8 rotated and flipped passes`;
   }
 
-  function showResult(result) {
+  async function showResult(result) {
+    const [before, after, download] = await Promise.all(
+      [result.bicubic, result.image, result.image + "?download=1"].map(imageUrl));
     setBusy(false);
     show("running", false);
     const crop = result.crop;
     state.region = { x: crop.x, y: crop.y, width: crop.width, height: crop.height };
     drawRegion(state.region);
-    $("before").src = result.bicubic;
-    $("after").src = result.image;
+    $("before").src = before;
+    $("after").src = after;
     drawOriginal(result);
     nameViews(result.scale);
     state.outputWidth = result.width;
-    // The link has no name of its own: the file is called what the server's Content-Disposition says.
-    $("download").href = result.image + "?download=1";
+    // The link has no name of its own: the file is called what the server's Content-Disposition says (a blob,
+    // fetched with the key, is named after the result instead).
+    $("download").href = download;
+    if (download.startsWith("blob:")) $("download").download = `zssr-${result.scale}x.${result.format === "jpeg" ? "jpg" : result.format}`;
     $("download").textContent = `Download ${FORMAT_NAMES[result.format] || result.format.toUpperCase()}`;
     $("result").dataset.cropWidth = crop.width;
     $("result").dataset.cropHeight = crop.height;
@@ -453,7 +486,7 @@
     if (!state.jobId) return;
     $("status-line").textContent = "Stopping…";
     try {
-      await fetch(`/api/jobs/${state.jobId}`, { method: "DELETE" });
+      await api(`/api/jobs/${state.jobId}`, { method: "DELETE" });
     } catch (e) { /* the next poll tells */ }
   }
 
@@ -512,5 +545,9 @@
   $("zoom-1").addEventListener("click", () => setZoom(1));
   $("zoom-2").addEventListener("click", () => setZoom(2));
   $("example").addEventListener("click", loadExample);
+  if (NEEDS_KEY) {
+    $("api-key").value = apiKey();
+    $("api-key").addEventListener("change", saveKey);
+  }
   setSlider(50);
 })();

@@ -1,6 +1,11 @@
 """Who a request comes from and whether it may go on: API keys, the upload page's session, the client's address
 behind trusted proxies, and each client's rate of job submissions (Flask-Limiter).
 
+With keys on, a key opens the whole API. The upload page's session (a signed cookie that `GET /` hands out when
+`page_session` is true) opens only what the page does: submitting a job and reading, cancelling and fetching the
+results of the jobs that this session submitted (their ids travel in the cookie). It never opens /metrics,
+/upscale or another client's jobs, and it is no key: a script that fetches the page gets no more than the page.
+
 A client is an API key (by the first 12 hex digits of its SHA-256) when keys are on and one is given, else the
 address the request came from: the peer's, or, when the peer is one of `trusted_proxies`, the last address in
 X-Forwarded-For that is not one of them (proxies append, so everything left of the first untrusted entry could
@@ -20,12 +25,13 @@ import secrets
 import time
 from pathlib import Path
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, Response, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
 from app.config import ServiceConfig
-from app.errors import ConfigError, ForbiddenError, UnauthorizedError
+from app.errors import ConfigError, ForbiddenError, UnauthorizedError, UnknownJobError
 from app.web.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,11 @@ log = logging.getLogger(__name__)
 SUBMIT_ENDPOINTS = ("api.upscale", "api.create_job")
 # Endpoints of the API blueprint that stay open with keys on: probes of load balancers and orchestrators.
 OPEN_ENDPOINTS = ("api.healthz", "api.readyz")
+# What the upload page's session may do with keys on: submit a job, and these on the jobs it submitted.
+PAGE_SUBMIT = "api.create_job"
+PAGE_JOB_ENDPOINTS = ("api.get_job", "api.cancel_job", "api.result_image", "api.bicubic_png")
+# The page session remembers its latest jobs (ids of 32 hex digits), enough for results kept result_ttl_s.
+PAGE_JOBS_KEPT = 16
 # The session secret shared by every web process; without it each process makes its own (fine for one process).
 SECRET_ENV = "ZSSR_SECRET_KEY"
 
@@ -104,6 +115,29 @@ def current_trusted() -> tuple:
     return current_app.extensions["zssr_access"]["trusted"]
 
 
+def came_over_tls(trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    """Whether the client's request came over TLS: to this server (gunicorn with a certificate), or, from a peer
+    in `trusted`, to the proxy, as its X-Forwarded-Proto says (the last value, as werkzeug's ProxyFix reads it)."""
+    if request.scheme == "https":
+        return True
+    try:
+        peer = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    if not any(peer in network for network in trusted):
+        return False
+    protos = [p.strip().lower() for p in ",".join(request.headers.getlist("X-Forwarded-Proto")).split(",")]
+    return protos[-1] == "https"
+
+
+class PageSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its cookie marked Secure when the request came over TLS (came_over_tls), so
+    that a browser never sends it back over plain HTTP."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(super().get_cookie_secure(app)) or came_over_tls(current_trusted())
+
+
 def install(app: Flask, service: ServiceConfig, storage_uri: str, digests: tuple[str, ...]) -> Limiter | None:
     """Check keys on the API (`digests`, from load_key_digests), remember the client, and limit each client's
     submissions (`rate_limit`)."""
@@ -111,6 +145,7 @@ def install(app: Flask, service: ServiceConfig, storage_uri: str, digests: tuple
     app.extensions["zssr_access"] = {"digests": digests, "trusted": trusted}
     app.secret_key = os.environ.get(SECRET_ENV) or secrets.token_bytes(32)
     app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True)
+    app.session_interface = PageSessionInterface()
 
     # Registered before the limiter's own hook, so that the limiter counts the key, not the address.
     @app.before_request
@@ -127,8 +162,18 @@ def install(app: Flask, service: ServiceConfig, storage_uri: str, digests: tuple
             g.client = "key:" + digest[:12]
             return
         if service.page_session and session.get("page"):
-            return  # the upload page's own browser session
+            check_page_session()
+            return
         raise UnauthorizedError("this API needs a key: send it as 'Authorization: Bearer KEY'")
+
+    @app.after_request
+    def remember_page_job(response: Response) -> Response:
+        """A job the page session submitted goes into its cookie: only that session may then read it."""
+        if g.get("page_session") and request.endpoint == PAGE_SUBMIT and response.status_code == 202:
+            job_id = (response.get_json(silent=True) or {}).get("id")
+            if isinstance(job_id, str):
+                session["jobs"] = [*session.get("jobs", [])[-(PAGE_JOBS_KEPT - 1):], job_id]
+        return response
 
     if service.rate_limit is None:
         return None
@@ -149,7 +194,27 @@ def install(app: Flask, service: ServiceConfig, storage_uri: str, digests: tuple
     return limiter
 
 
+def check_page_session() -> None:
+    """Let the upload page's session through to what the page does (PAGE_SUBMIT, and PAGE_JOB_ENDPOINTS on the
+    jobs it submitted), raising UnauthorizedError for anything else and UnknownJobError for other jobs."""
+    if request.endpoint == PAGE_SUBMIT:
+        g.page_session = True
+        return
+    if request.endpoint not in PAGE_JOB_ENDPOINTS:
+        raise UnauthorizedError("the upload page's session opens only the page's own jobs; this needs a key: "
+                                "send it as 'Authorization: Bearer KEY'")
+    if (request.view_args or {}).get("job_id") not in session.get("jobs", []):
+        raise UnknownJobError("no such job in this page's session (a job is read with the key or the page "
+                              "session that submitted it)")
+
+
 def open_page_session(service: ServiceConfig) -> None:
-    """Mark this browser's session as the upload page's (keys on, `page_session`): its API calls need no key."""
-    if current_app.extensions["zssr_access"]["digests"] and service.page_session:
-        session["page"] = True
+    """Open the upload page's session in this browser (keys on, `page_session`), keeping one already open."""
+    if current_app.extensions["zssr_access"]["digests"] and service.page_session and "page" not in session:
+        session["page"] = secrets.token_hex(8)
+        session["jobs"] = []
+
+
+def page_needs_key(service: ServiceConfig) -> bool:
+    """Whether the upload page must ask its user for a key: keys on and no page session."""
+    return bool(current_app.extensions["zssr_access"]["digests"]) and not service.page_session

@@ -260,11 +260,12 @@ def _error(description: str, codes: list[str], **headers: Schema) -> Schema:
 ERRORS: dict[str, tuple[str, Schema]] = {
     "BadRequest": ("400", _error("A field is missing or malformed, or the photo is corrupt or too small.",
                                  ["bad_request", "bad_image", "too_small"])),
-    "Unauthorized": ("401", _error("API keys are configured and the request has none (Authorization: Bearer KEY), "
-                                   "nor the upload page's session.", ["unauthorized"],
+    "Unauthorized": ("401", _error("API keys are configured and the request has none (Authorization: Bearer KEY); "
+                                   "the upload page's session opens only the page's own jobs.", ["unauthorized"],
                                    **{"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}})),
     "Forbidden": ("403", _error("The API key given is not one of the configured keys.", ["forbidden"])),
-    "NotFound": ("404", _error("No such job (unknown, or its result has expired).", ["not_found"])),
+    "NotFound": ("404", _error("No such job (unknown, or its result has expired; for the upload page's session, "
+                               "not one it submitted).", ["not_found"])),
     "Conflict": ("409", _error("The job cannot do that in its present state (no result yet, already finished), or "
                                "it was cancelled.", ["conflict", "cancelled"])),
     "TooLarge": ("413", _error("The upload has more bytes (max_MB) or more pixels (max_pixels) than accepted.",

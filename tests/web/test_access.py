@@ -145,6 +145,69 @@ def test_the_upload_pages_session_may_use_the_api_without_a_key(make_app):
     assert submit(script).status_code == 401  # no cookie, no key
 
 
+def test_the_page_session_opens_only_the_pages_own_jobs(make_app):
+    """A cookie from GET / submits, polls, cancels and fetches its own jobs; nothing else: not /metrics, not
+    /upscale, not another browser's jobs. Scripts without a key get 401 as before."""
+    key = "ops-key-0123456789"
+    app = make_app(api_keys=[key_digest(key)], rate_limit=None)
+    browser, other, script = app.test_client(), app.test_client(), app.test_client()
+    browser.get("/")
+    other.get("/")
+    job = submit(browser)
+    assert job.status_code == 202
+    job_id = job.get_json()["id"]
+    done = wait_for(lambda: (body := browser.get(f"/api/jobs/{job_id}").get_json())["status"] == "done" and body)
+    for path in (done["result"]["url"], done["result"]["bicubic"]):
+        assert browser.get(path).status_code == 200
+        assert other.get(path).status_code == 404
+        assert script.get(path).status_code == 401
+    assert other.get(f"/api/jobs/{job_id}").status_code == 404
+    assert other.delete(f"/api/jobs/{job_id}").status_code == 404
+    assert script.get(f"/api/jobs/{job_id}").status_code == 401
+    # The page's cookie is no key: the metrics and the waiting endpoint stay closed to it.
+    for response in (browser.get("/metrics"), submit(browser, path="/upscale")):
+        assert response.status_code == 401 and response.get_json()["error"] == "unauthorized"
+    # A key reads everything.
+    auth = {"Authorization": f"Bearer {key}"}
+    assert script.get("/metrics", headers=auth).status_code == 200
+    assert script.get(f"/api/jobs/{job_id}", headers=auth).status_code == 200
+    assert submit(script).status_code == 401 and script.get("/metrics").status_code == 401
+
+
+def test_the_page_session_keeps_its_latest_jobs(make_app):
+    app = make_app(api_keys=[key_digest("ops-key-0123456789")], rate_limit=None, max_jobs_per_client=0,
+                   queue_size=64)
+    browser = app.test_client()
+    browser.get("/")
+    first = submit(browser).get_json()["id"]
+    browser.get("/")  # a reload keeps the session and its jobs
+    ids = [submit(browser).get_json()["id"] for _ in range(16)]
+    assert all(browser.get(f"/api/jobs/{job}").status_code == 200 for job in ids)
+    assert browser.get(f"/api/jobs/{first}").status_code == 404  # the 17th job back is forgotten
+
+
+def test_without_a_page_session_the_page_asks_for_a_key(make_app):
+    closed = make_app(api_keys=[key_digest("ops-key-0123456789")], page_session=False).test_client()
+    page = closed.get("/")
+    html = page.get_data(as_text=True)
+    assert 'data-needs-key="true"' in html and 'id="api-key"' in html
+    assert "Set-Cookie" not in page.headers
+    page = make_app(api_keys=[key_digest("ops-key-0123456789")]).test_client().get("/")
+    assert 'data-needs-key="false"' in page.get_data(as_text=True) and 'id="api-key"' not in page.get_data(as_text=True)
+
+
+def test_the_page_sends_the_key_the_api_takes():
+    """The page's script keeps the key in the browser and sends it as the API's Authorization header, on every
+    API call and on the result images (fetched, since an <img> cannot send a header)."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "static" / "app.js").read_text(encoding="utf-8")
+    assert 'headers.set("Authorization", "Bearer " + key)' in script
+    assert "localStorage.setItem(KEY_STORE" in script
+    assert "fetch(`/api/jobs" not in script and 'fetch("/api/jobs' not in script
+    assert ".map(imageUrl)" in script
+
+
 def test_rate_limits_count_per_key_when_keys_are_on(make_app):
     keys = ["key-a-0123456789", "key-b-0123456789"]
     client = make_app(api_keys=[key_digest(k) for k in keys], rate_limit="1/minute").test_client()
