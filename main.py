@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = expand_inputs(inputs)
         if not sources:
             raise UsageError("no image files to enlarge")
-        return run_batch(sources, Path(out_dir), engine, fmt or "png", quality, quiet)
+        return run_batch(sources, Path(out_dir), service, engine, fmt or "png", quality, quiet)
     except ZSSRError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from app.config import ServiceConfig
 from app.engine import EngineConfig, SRResult, load_image, super_resolve
 from app.errors import ZSSRError
-from app.jobs.output import FORMATS, save, with_profile
+from app.jobs.output import FORMATS, save, with_profile, without_gps
 from app.jpeg_profile import JpegProfile
 
 log = logging.getLogger(__name__)
@@ -133,15 +133,17 @@ def log_result(source: Path, target: str, engine: EngineConfig, enlarged: Enlarg
                  "; the network is not ahead, so the output is bicubic's" if result.fallback else "")
 
 
-def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar) -> Enlarged:
-    """Read `source` and enlarge it, keeping its colour profile and EXIF for the output."""
+def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar, keep_gps: bool) -> Enlarged:
+    """Read `source` and enlarge it, keeping its colour profile and EXIF (its GPS position only with `keep_gps`)
+    for the output."""
     try:
         photo = load_image(source)
         image, icc = with_profile(photo)
         # A JPEG's own tables make the training sons (sons_jpeg) and choose the photo prior (warm_start auto).
         jpeg = JpegProfile.read(source.read_bytes()) if source.suffix.lower() in (".jpg", ".jpeg") else None
+        exif = photo.info.get("exif")
         return Enlarged(image, super_resolve(image, engine, jpeg=jpeg, on_step=progress), icc,
-                        photo.info.get("exif"))
+                        exif if keep_gps else without_gps(exif))
     finally:
         progress.close()
 
@@ -153,7 +155,8 @@ def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str
         raise UsageError("config key 'output': give an output path or set base64 true")
     pil_format = pillow_format(service.output, fmt) if service.output else FORMATS[fmt or "png"][0]
     try:
-        enlarged = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet))
+        enlarged = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet),
+                           service.keep_gps)
         if service.output:
             write_image(enlarged, Path(service.output), pil_format, quality)
         else:
@@ -167,8 +170,8 @@ def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str
     return 0
 
 
-def run_batch(sources: list[Path], out_dir: Path, engine: EngineConfig, fmt: str, quality: int,
-              quiet: bool) -> int:
+def run_batch(sources: list[Path], out_dir: Path, service: ServiceConfig, engine: EngineConfig, fmt: str,
+              quality: int, quiet: bool) -> int:
     """Each source to out_dir, under a bar over the files; one that fails is reported and skipped."""
     outputs = output_paths(sources, out_dir, engine.total_scale, fmt)
     try:
@@ -182,7 +185,7 @@ def run_batch(sources: list[Path], out_dir: Path, engine: EngineConfig, fmt: str
             bar.set_postfix_str(source.name)
             progress = ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet, leave=False)
             try:
-                enlarged = enlarge(source, engine, progress)
+                enlarged = enlarge(source, engine, progress, service.keep_gps)
                 write_image(enlarged, output, FORMATS[fmt][0], quality)
                 log_result(source, str(output), engine, enlarged)
             except (ZSSRError, OSError) as exc:

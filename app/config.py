@@ -79,6 +79,9 @@ class ServiceConfig:
                                       "without a key (a signed, same-site cookie); false: every API call needs "
                                       "a key")
     log_level: str = option("INFO", "logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    keep_gps: bool = option(False, "keep the photo's EXIF GPS position (where it was taken) in the results (CLI and "
+                                   "web); false: the rest of the EXIF is kept, the position dropped, since results "
+                                   "are often passed on to others")
 
     def __post_init__(self) -> None:
         validate(self)

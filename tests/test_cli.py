@@ -388,3 +388,43 @@ def test_a_profile_that_does_not_describe_the_results_colours_is_left_out(fake_e
     assert cli.main(["--image", str(source), "--output", str(tmp_path / "o.png"), "--quiet"]) == 0
     with Image.open(tmp_path / "o.png") as result:
         assert result.mode == "RGB" and "icc_profile" not in result.info
+
+
+def gps_jpeg(path: Path, image: Image.Image) -> None:
+    """`image` saved as a phone would: its make, and where it was taken in a GPS IFD."""
+    exif = Image.Exif()
+    exif[TAGS.Make] = "Zeiss"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (48.0, 51.0, 29.0)
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (2.0, 17.0, 40.0)
+    image.save(path, format="JPEG", quality=95, exif=exif)
+
+
+def test_without_gps_drops_the_position_and_keeps_the_rest(make_image, tmp_path):
+    from app.jobs.output import without_gps
+
+    gps_jpeg(tmp_path / "p.jpg", make_image(20, 14))
+    with Image.open(tmp_path / "p.jpg") as photo:
+        exif = photo.info["exif"]
+    kept = Image.Exif()
+    kept.load(without_gps(exif))
+    assert kept[TAGS.Make] == "Zeiss" and ExifTags.IFD.GPSInfo not in kept and not kept.get_ifd(ExifTags.IFD.GPSInfo)
+    assert without_gps(None) is None and without_gps(b"not exif") is None
+    plain = Image.Exif()
+    plain[TAGS.Make] = "Zeiss"
+    assert without_gps(plain.tobytes()) == plain.tobytes()  # nothing to drop: the bytes as they were
+
+
+@pytest.mark.parametrize("keep_gps", [False, True])
+def test_the_cli_drops_the_gps_position_unless_keep_gps(fake_engine, make_image, tmp_path, keep_gps):
+    source = tmp_path / "phone.jpg"
+    gps_jpeg(source, make_image(20, 14))
+    out = tmp_path / "out.jpg"
+    assert cli.main(["--image", str(source), "--output", str(out), "--keep_gps", str(keep_gps).lower(),
+                     "--quiet"]) == 0
+    with Image.open(out) as result:
+        exif = result.getexif()
+    assert exif[TAGS.Make] == "Zeiss"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    assert (gps.get(ExifTags.GPS.GPSLatitudeRef) == "N") is keep_gps
+    assert (ExifTags.IFD.GPSInfo in exif) is keep_gps

@@ -6,7 +6,8 @@ command line reads a file's and writes with the same encoder (`save`).
   untouched); a CMYK photo is converted to sRGB through its embedded profile (Pillow's ImageCms, not the naive
   formula) and tagged sRGB; a grayscale profile cannot tag the RGB result and is dropped.
 - EXIF: kept, with the orientation reset (the pixels are already upright), the pixel dimensions set to the
-  result's, and the thumbnail left out (it would show the small original).
+  result's, and the thumbnail left out (it would show the small original). Its GPS position goes unless config
+  key keep_gps says otherwise (`without_gps`, applied where the photo is read).
 """
 
 from __future__ import annotations
@@ -114,6 +115,21 @@ def exif_for(exif: bytes | None, size: tuple[int, int]) -> bytes | None:
     if _WIDTHS[1] in sub or _HEIGHTS[1] in sub:
         sub[_WIDTHS[1]], sub[_HEIGHTS[1]] = size
     # IFD1 (the thumbnail) is not written by Pillow's Exif.tobytes(): only IFD0 and its sub-IFDs are.
+    return data.tobytes()
+
+
+def without_gps(exif: bytes | None) -> bytes | None:
+    """`exif` without its GPS IFD (where the photo was taken), everything else as it was; None if unreadable."""
+    if not exif:
+        return exif
+    data = Image.Exif()
+    try:
+        data.load(exif)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    if ExifTags.IFD.GPSInfo not in data:
+        return exif
+    del data[ExifTags.IFD.GPSInfo]
     return data.tobytes()
 
 

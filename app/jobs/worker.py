@@ -27,7 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="worker name in the registry (default: host.pid)")
     parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     parser.add_argument("--metrics-port", type=int, default=None,
-                        help="serve this worker's job metrics for Prometheus on this port (default: none)")
+                        help="serve this worker's job metrics for Prometheus on this port (default: none); they "
+                             "have no key, so they listen on --metrics-host only")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="the address the metrics listen on (default 127.0.0.1, this machine only; 0.0.0.0: "
+                             "every interface, for a Prometheus elsewhere on a private network)")
     return parser.parse_args(argv)
 
 
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_port is not None:
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port)
+            start_http_server(args.metrics_port, addr=args.metrics_host)
         serve(settings, name=args.name, burst=args.burst)
     except ConfigError as exc:  # a config no job could run with: stop before taking any (app.engine.checks)
         sys.stderr.write(f"error: {exc}\n")

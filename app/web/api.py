@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import re
 import unicodedata
@@ -14,7 +15,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from app.errors import (BackendUnavailableError, BadImageError, Cancelled, InvalidRequestError, JobFailedError,
                         UnknownJobError)
 from app.jobs import Box, JobRequest, JobResult, JobState, JobStatus, Progress
-from app.jobs.output import DEFAULT_QUALITY, OutputSpec
+from app.jobs.output import DEFAULT_QUALITY, OutputSpec, without_gps
 from app.jpeg_profile import JpegProfile
 from app.metrics import CONTENT_TYPE, LiveCollector, render
 from app.web.access import client_id
@@ -133,8 +134,11 @@ def _job_request() -> JobRequest:
                           _int_field("x", 0, None), _int_field("y", 0, None), seed)
     _check_output_size(box, scale, service.max_output_pixels)
     output = OutputSpec(_choice_field("format", FORMAT_NAMES, "png"), _int_field("quality", 1, 100) or DEFAULT_QUALITY)
-    return JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
-                                 client_id(), output, _upload_name(upload.filename), scale, service.context_px)
+    job = JobRequest.from_photo(photo, box, service.train_max_side, seed, g.request_id, JpegProfile.read(data),
+                                client_id(), output, _upload_name(upload.filename), scale, service.context_px)
+    if service.keep_gps:
+        return job
+    return dataclasses.replace(job, output=dataclasses.replace(job.output, exif=without_gps(job.output.exif)))
 
 
 def _check_output_size(box: Box, scale: int, limit: int) -> None:

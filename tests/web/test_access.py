@@ -10,7 +10,7 @@ import pytest
 
 from app.errors import ConfigError
 from app.web import close_app, create_app
-from app.web.access import client_address, key_digest
+from app.web.access import SECRET_ENV, client_address, key_digest
 from websupport import SLOW, jpeg_bytes, wait_for
 
 PHOTO = jpeg_bytes(120, 90)
@@ -206,6 +206,54 @@ def test_the_page_sends_the_key_the_api_takes():
     assert "localStorage.setItem(KEY_STORE" in script
     assert "fetch(`/api/jobs" not in script and 'fetch("/api/jobs' not in script
     assert ".map(imageUrl)" in script
+
+
+def test_web_processes_sharing_the_secret_read_each_others_page_cookie(make_app, monkeypatch):
+    """docker-compose.yml's two gunicorn processes: built with one ZSSR_SECRET_KEY, a cookie that one hands out opens
+    the page's calls on the other; with secrets of their own it does not."""
+    monkeypatch.setenv(SECRET_ENV, "shared-secret-0123456789")
+    first = make_app(api_keys=[key_digest("ops-key-0123456789")], rate_limit=None)
+    settings = first.extensions["zssr"].settings
+    second = create_app(settings)
+    monkeypatch.setenv(SECRET_ENV, "another-secret-0123456789")
+    third = create_app(settings)
+    try:
+        browser = first.test_client()
+        browser.get("/")
+        cookie = browser.get_cookie("session")
+        assert cookie is not None
+        for app, status in ((second, 202), (third, 401)):
+            other = app.test_client()
+            other.set_cookie("session", cookie.value)
+            assert submit(other).status_code == status
+    finally:
+        close_app(second)
+        close_app(third)
+
+
+def test_compose_gives_its_web_processes_one_secret():
+    from pathlib import Path
+
+    compose = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text(encoding="utf-8")
+    web = compose.split("\n  web:\n", 1)[1].split("\n  worker:\n", 1)[0]
+    assert '"--workers", "2"' in web
+    assert "ZSSR_SECRET_KEY: ${ZSSR_SECRET_KEY:?" in web  # from the environment or .env; compose stops without it
+
+
+@pytest.mark.parametrize("base_url, peer, proto, secure", [
+    ("http://localhost", "127.0.0.1", None, False),
+    ("https://localhost", "192.0.2.1", None, True),  # TLS to gunicorn itself
+    ("http://localhost", "127.0.0.1", "https", True),  # TLS to the trusted proxy in front
+    ("http://localhost", "127.0.0.1", "http", False),
+    ("http://localhost", "127.0.0.1", "http, https", True),  # the nearest proxy's word is the last
+    ("http://localhost", "192.0.2.1", "https", False),  # a client's own header is not believed
+])
+def test_the_session_cookie_is_secure_when_the_request_came_over_tls(make_app, base_url, peer, proto, secure):
+    client = make_app(api_keys=[key_digest("ops-key-0123456789")], trusted_proxies=["127.0.0.1"]).test_client()
+    headers = {"X-Forwarded-Proto": proto} if proto else {}
+    page = client.get("/", base_url=base_url, headers=headers, environ_base={"REMOTE_ADDR": peer})
+    cookie = page.headers["Set-Cookie"]
+    assert ("; Secure" in cookie) is secure and "HttpOnly" in cookie
 
 
 def test_rate_limits_count_per_key_when_keys_are_on(make_app):

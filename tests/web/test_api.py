@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 import app.jobs.work
 import app.web.api
@@ -457,3 +457,25 @@ def test_an_enlargement_over_max_output_pixels_names_the_largest_scale_that_fits
     none_fit = make_app(max_output_pixels=100).test_client()
     assert "choose a region" in assert_error(upload(none_fit, data=jpeg_bytes(150, 100), region="whole", scale=2),
                                              400, "bad_request")["message"]
+
+
+def gps_jpeg() -> bytes:
+    """A 120x90 photo with a phone's EXIF: its make, and where it was taken (a GPS IFD)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Zeiss"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (48.0, 51.0, 29.0)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(jpeg_bytes(120, 90))).save(buffer, format="JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("keep_gps", [False, True])
+def test_results_drop_the_gps_position_unless_keep_gps(make_app, keep_gps):
+    client = make_app(base64=False, keep_gps=keep_gps).test_client()
+    response = upload(client, "/upscale", gps_jpeg(), crop="48", format="jpeg")
+    assert response.status_code == 200, response.get_json()
+    result = Image.open(io.BytesIO(client.get(response.get_json()["url"]).data))
+    exif = result.getexif()
+    assert exif[ExifTags.Base.Make] == "Zeiss"  # the rest of the EXIF stays
+    assert (exif.get_ifd(ExifTags.IFD.GPSInfo).get(ExifTags.GPS.GPSLatitudeRef) == "N") is keep_gps

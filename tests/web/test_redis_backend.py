@@ -372,3 +372,19 @@ def test_worker_command_line():
     assert (args.config, args.redis_url, args.queue, args.name, args.burst) == (None, None, None, None, False)
     args = parse_args(["--redis-url", "redis://q:6379/1", "--queue", "photos", "--name", "gpu0", "--burst"])
     assert (args.redis_url, args.queue, args.name, args.burst) == ("redis://q:6379/1", "photos", "gpu0", True)
+
+
+@pytest.mark.parametrize("argv, host", [([], "127.0.0.1"), (["--metrics-host", "10.1.2.3"], "10.1.2.3")])
+def test_the_workers_metrics_listen_where_the_operator_says(monkeypatch, argv, host):
+    """The worker's metrics have no key: they listen on this machine only unless --metrics-host says otherwise."""
+    import prometheus_client
+
+    import app.jobs.worker as worker
+
+    listening = []
+    monkeypatch.setattr(prometheus_client, "start_http_server", lambda port, addr="0.0.0.0": listening.append(
+        (addr, port)))
+    monkeypatch.setattr(worker, "serve", lambda settings, name=None, burst=False: None)
+    monkeypatch.setattr(worker, "configure_logging", lambda level: None)
+    assert worker.main(["--metrics-port", "9101", *argv]) == 0
+    assert listening == [(host, 9101)]
