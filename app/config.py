@@ -123,8 +123,17 @@ class Settings:
     service: ServiceConfig
 
     def replace(self, **changes: Any) -> "Settings":
-        """A new Settings with flat key changes routed to the part that owns each key."""
-        return split({**as_flat(self), **changes})
+        """A new Settings with flat key changes routed to the part that owns each key; engine keys changed here
+        win over every input profile (EngineConfig.pinned)."""
+        return pinned(split({**as_flat(self), **changes}), changes)
+
+
+def pinned(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """`settings` with the engine keys among `changes` kept whatever profile the input chooses."""
+    pins = {k: v for k, v in changes.items() if k in ENGINE_KEYS and k not in ("profile", "profiles")}
+    if not pins or settings.engine.profiles is None:
+        return settings
+    return Settings(settings.engine.pinned(**pins), settings.service)
 
 
 def as_flat(settings: Settings) -> dict[str, Any]:
@@ -163,10 +172,19 @@ def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str,
     if not isinstance(values, dict):
         raise ConfigError("config", f"{path} must hold a JSON object")
     values.pop("_comment", None)
+    resolve_paths(values, path)
+    for changes in (values.get("profiles") or {}).values():
+        if isinstance(changes, dict):
+            resolve_paths(changes, path)
+    overrides = overrides or {}
+    return pinned(split({**values, **overrides}), overrides)
+
+
+def resolve_paths(values: dict[str, Any], config_path: Path) -> None:
+    """The file paths among `values` (a config file's keys, or a profile's), resolved in place (resolve_path)."""
     for key in PATH_KEYS + SERVICE_PATH_KEYS:
         if isinstance(values.get(key), str) and not (key == "warm_start" and values[key] == AUTO):
-            values[key] = resolve_path(values[key], path)
-    return split({**values, **(overrides or {})})
+            values[key] = resolve_path(values[key], config_path)
 
 
 def resolve_path(value: str, config_path: str | os.PathLike) -> str:
@@ -185,14 +203,18 @@ def resolve_path(value: str, config_path: str | os.PathLike) -> str:
 
 def check_paths(engine: EngineConfig) -> None:
     """Raise ConfigError naming the key when a file the engine will read (`kernel`, `warm_start`) is missing or
-    unreadable. Torch-free: a web process on the Redis backend checks this much; workers check everything
-    (app.engine.checks)."""
-    for key in PATH_KEYS:
-        value = getattr(engine, key)
-        if value is None or (key == "warm_start" and value == AUTO):
-            continue
-        try:
-            with open(value, "rb") as file:
-                file.read(1)
-        except OSError as exc:
-            raise ConfigError(key, f"cannot read {value}: {exc.strerror or exc}") from exc
+    unreadable, in the config or in any of its profiles. Torch-free: a web process on the Redis backend checks
+    this much; workers check everything (app.engine.checks)."""
+    for name, config in [(None, engine), *((n, engine.with_profile(n)) for n in engine.profiles or {})]:
+        for key in PATH_KEYS:
+            value = getattr(config, key)
+            if value is None or (key == "warm_start" and value == AUTO):
+                continue
+            if name is not None and key not in engine.profiles[name]:
+                continue  # the config's own, checked once
+            try:
+                with open(value, "rb") as file:
+                    file.read(1)
+            except OSError as exc:
+                where = key if name is None else f"profiles.{name}.{key}"
+                raise ConfigError(where, f"cannot read {value}: {exc.strerror or exc}") from exc

@@ -11,6 +11,7 @@ class ConfigError(ZSSRError, ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(f"config key {key!r}: {message}")
         self.key = key
+        self.message = message
 
 
 class BadImageError(ZSSRError, ValueError):

@@ -231,11 +231,13 @@ def batch_maker(plan: Plan, pool: FatherPool, device: torch.device | None = None
     return make
 
 
-def recipe(plan: Plan, progress: Progress, previous: dict | None) -> dict:
-    """How the weights were made, for the weights file and the JSON beside it."""
+def recipe(plan: Plan, progress: Progress, previous: dict | None, images: dict[str, int] | None = None) -> dict:
+    """How the weights were made, for the weights file and the JSON beside it; `images` counts the training PNGs
+    of each folder the run read."""
     last_loss = progress.curve[-1][1] if progress.curve else None
     out = {
-        "data": plan.data, "crop": plan.crop, "batch": plan.batch, "lr": plan.lr, "lr_end": plan.lr_end,
+        "data": plan.data, **({} if images is None else {"folders": images, "images": sum(images.values())}),
+        "crop": plan.crop, "batch": plan.batch, "lr": plan.lr, "lr_end": plan.lr_end,
         "schedule": f"cosine over {plan.iterations} iterations", "planned_iterations": plan.iterations,
         "scale_factor": plan.scale_factor, "noise_std": plan.noise_std, "seed": plan.seed,
         "degradation": plan.degradation(),
@@ -256,12 +258,12 @@ def write_json(weights: Path, content: dict) -> None:
 
 
 def save_state(path: Path, net: torch.nn.Module, config: EngineConfig, optimizer: torch.optim.Optimizer,
-               plan: Plan, progress: Progress, previous: dict | None) -> None:
+               plan: Plan, progress: Progress, previous: dict | None, images: dict[str, int] | None = None) -> None:
     """The resumable state: weights (loadable as a warm start), Adam's state, the progress; written whole, then
     moved into place, so a kill mid-save leaves the last good state."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    made = recipe(plan, progress, previous)
+    made = recipe(plan, progress, previous, images)
     save_weights(net, config, tmp, made, extra={"optimizer": optimizer.state_dict(),
                                                   "progress": asdict(progress), "previous": previous})
     tmp.replace(path)
@@ -389,13 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.load_state_dict(optimizer_state)
     folders = image_folders([Path(d) for d in plan.data])
     sources = [s.to(device) for s in load_sources(folders)]
+    images = {f.name: sum(1 for _ in f.rglob("*.png")) for f in folders}
     # Fathers no smaller than the crop keep every batch at the full crop size.
     pool = FatherPool.build(sources, plan.scale_factor, max(plan.father_side, min_father_side(plan.scale_factor)))
     log.info("%d images from %s, %d fathers with downscaled copies, on %s; iteration %d of %d", len(sources),
              ", ".join(f.name for f in folders), len(pool.fathers), describe(device), progress.iteration,
              plan.iterations)
     train(net, optimizer, plan, progress, batch_maker(plan, pool, device),
-          save=lambda: save_state(state_path, net, config, optimizer, plan, progress, previous),
+          save=lambda: save_state(state_path, net, config, optimizer, plan, progress, previous, images),
           device=device, stop_at=args.stop_at, minutes=args.minutes, save_every=args.save_every)
     log.info("saved %s at iteration %d of %d", state_path, progress.iteration, plan.iterations)
     return 0

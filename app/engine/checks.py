@@ -28,10 +28,22 @@ def preflight(config: EngineConfig) -> str:
 
     What a job would find out only when it runs: a device that is not there, a kernel file that cannot be read
     or a scale it cannot serve, a warm start (either) that cannot be read or does not fit the network or the scale. A
-    service or a worker calls this when it starts, so that none of these reaches a user as a failed job.
+    service or a worker calls this when it starts, so that none of these reaches a user as a failed job. Each
+    input profile's config is checked too; an error in a key a profile sets names it as profiles.NAME.KEY.
     """
     device = select_device(config.device)
     config_kernel(config)
+    _check_weights(config)
+    for name, changes in (config.profiles or {}).items():
+        try:
+            _check_weights(config.with_profile(name))
+        except ConfigError as exc:
+            raise (ConfigError(f"profiles.{name}.{exc.key}", exc.message) if exc.key in changes else exc) from exc
+    return describe(device)
+
+
+def _check_weights(config: EngineConfig) -> None:
+    """The warm starts of one config: readable, fitting the network and the scale, seeing the same planes."""
     chosen = ("photo_warm_start", "clean_warm_start", "blurry_warm_start") if config.warm_start == AUTO \
         else ("warm_start",)
     channels = {}
@@ -53,4 +65,3 @@ def preflight(config: EngineConfig) -> str:
         raise ConfigError("later_warm_start", f"{config.later_warm_start} sees {later} channels, the first step's "
                                               f"network {' or '.join(map(str, sorted(first)))}; the steps share "
                                               "their planes")
-    return describe(device)

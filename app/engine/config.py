@@ -11,7 +11,15 @@ from typing import Any, Mapping
 
 from app.errors import ConfigError
 
-AUTO = "auto"  # warm_start: the input chooses (see app.engine.warm_start.choose_warm_start)
+AUTO = "auto"  # warm_start, profile: the input chooses (see app.engine.warm_start and app.engine.profiles)
+
+# The kinds of input, each with its own profile of engine settings (app.engine.profiles chooses one).
+PROFILE_NAMES = ("photo", "blurry_photo", "lossless", "kernel_given", "kernel_estimated")
+# Keys no profile may set: those that choose the profile (a kernel given, or asked to be estimated) and those that
+# are the caller's (where it runs, how far it enlarges, how long it may take).
+CALLER_KEYS = frozenset({"profile", "profiles", "kernel", "kernel_alignment", "estimate_kernel", "device",
+                         "num_threads", "seed", "scale_factor", "scale_times", "gradual_scales", "time_budget_s",
+                         "iteration_budget"})
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -48,6 +56,13 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(key, f"expected a string, got {value!r}")
+    if typing.get_origin(annotation) is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected an object, got {value!r}")
+        names, values = typing.get_args(annotation)
+        return {_check_type(key, k, names): _check_type(key, v, values) for k, v in value.items()}
+    if annotation is Any:
+        return value
     if typing.get_origin(annotation) is tuple:
         if not isinstance(value, (list, tuple)) or not value:
             raise ConfigError(key, f"expected a non-empty list, got {value!r}")
@@ -67,6 +82,8 @@ def validate(instance: Any) -> None:
         value = _check_type(f.name, getattr(instance, f.name), hints[f.name])
         object.__setattr__(instance, f.name, value)
         meta = f.metadata
+        if isinstance(value, dict):
+            continue  # checked as a whole by its owner (EngineConfig._check_profiles)
         for v in _leaves(value):
             if v is None or isinstance(v, bool):
                 continue
@@ -227,6 +244,19 @@ class EngineConfig:
                                                 "(.pt); null: each step goes on from the previous one. Photos: "
                                                 "clean-bicubic weights, because a later step's input is the "
                                                 "network's own clean output, not the blurred, compressed photo")
+    test_time_learning: bool = option(True, "train on the input's own LR-son/HR-father pairs (the method); false: "
+                                            "the warm start alone enlarges it (the blurry_photo profile: a photo "
+                                            "blurrier than its own sons would learn to sharpen less)")
+    iteration_budget: int | None = option(None, "training iterations of all gradual steps together, split as "
+                                                "time_budget_s is (first_step_share, then evenly): a budget that "
+                                                "gives the same result on every machine (the quality gate's); "
+                                                "null: no limit beyond num_epochs a step", lo=0, hi=10_000_000)
+    profile: str = option(AUTO, "which of `profiles` applies: auto (the input chooses: a given kernel, a kernel "
+                                "to estimate, a lossless image, a JPEG photo, a JPEG the blur reader finds "
+                                "blurry) or one of their names (forced)", choices=(AUTO, *PROFILE_NAMES))
+    profiles: dict[str, dict[str, Any]] | None = option(
+        None, "per kind of input, the engine keys that differ from these (app.engine.profiles); null: none, "
+              "every input runs with the keys as they are (the presets)")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -252,6 +282,8 @@ class EngineConfig:
 
         if self.gradual_scales is not None:
             self._check_gradual_scales()
+        if self.profiles is not None:
+            self._check_profiles()
         if self.warm_start == AUTO:
             for key in ("photo_warm_start", "clean_warm_start"):
                 if not getattr(self, key):
@@ -277,6 +309,36 @@ class EngineConfig:
             if getattr(self, key):
                 raise ConfigError("gradual_scales", f"steps at their own scales make sons with MATLAB bicubic; "
                                                     f"they cannot be used with {key}")
+
+    def _check_profiles(self) -> None:
+        """Every profile names only engine keys that are not the caller's, and makes a valid config."""
+        for name, changes in self.profiles.items():
+            if name not in PROFILE_NAMES:
+                raise ConfigError("profiles", f"unknown profile {name!r}; profiles are {', '.join(PROFILE_NAMES)}")
+            for key in changes:
+                if key in CALLER_KEYS:
+                    raise ConfigError(f"profiles.{name}.{key}", "a profile cannot set it (it chooses the profile, "
+                                                                "or it is the caller's)")
+                if key not in ENGINE_KEYS:
+                    raise ConfigError(f"profiles.{name}.{key}", "unknown key")
+            try:
+                self.with_profile(name)
+            except ConfigError as exc:
+                raise ConfigError(f"profiles.{name}.{exc.key}", exc.message) from exc
+        if self.profile != AUTO and self.profile not in self.profiles:
+            raise ConfigError("profile", f"{self.profile!r} is not among profiles ({', '.join(self.profiles)})")
+
+    def with_profile(self, name: str) -> "EngineConfig":
+        """This config with profile `name`'s keys applied (and no profiles left to apply)."""
+        return build(EngineConfig, {**dataclasses.asdict(self), "profiles": None, "profile": name,
+                                    **self.profiles[name]})
+
+    def pinned(self, **changes: Any) -> "EngineConfig":
+        """A new config with `changes` applied and kept whatever profile the input chooses: the command line's
+        keys, the web job's own settings."""
+        profiles = None if self.profiles is None else \
+            {name: {k: v for k, v in keys.items() if k not in changes} for name, keys in self.profiles.items()}
+        return self.replace(**changes, profiles=profiles) if "profiles" not in changes else self.replace(**changes)
 
     @property
     def steps(self) -> tuple[tuple[float, float], ...]:

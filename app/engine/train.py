@@ -96,11 +96,12 @@ def tensor_psnr(x: torch.Tensor, target: torch.Tensor) -> float:
 def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, config: EngineConfig, *,
           scale_factor: Scale, downscale: Downscale, rng: np.random.Generator,
           generator: torch.Generator | None = None, deadline: float | None = None,
-          on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
+          max_iterations: int | None = None, on_iteration: OnIteration | None = None, should_stop: Callable[[], bool] | None = None,
           memory_format: torch.memory_format = torch.contiguous_format, noise_std: float | None = None,
           compress: Compress | None = None, augment: Sequence[int] | bool = True,
           optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
-    """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs` or `deadline` ends it.
+    """Train `net` in place with L1 loss and Adam until the LR policy, `num_epochs`, `max_iterations` or
+    `deadline` ends it (a budget that ends it is reported as exhausted).
 
     `deadline` is a `time.monotonic()` value; `should_stop()` returning True raises Cancelled. The sons get
     `noise_std` (default: the config's) and then `compress` (the photo's JPEG encoding), when given; `augment`
@@ -122,8 +123,9 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     started = time.monotonic()
     # Reading the loss waits for the device; on a GPU it is read only when the probe waits for it anyway.
     read_every = 1 if probe.son.device.type == "cpu" else config.eval_every
+    last = config.num_epochs if max_iterations is None else min(config.num_epochs, max_iterations)
     net.train()
-    for iteration in range(1, config.num_epochs + 1):
+    for iteration in range(1, last + 1):
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled during training")
         # Checked before each step, the first included: a budget already spent trains nothing (the warm start
@@ -153,6 +155,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             on_iteration(iteration, loss_value, lr)
         if policy.finished:
             break
+    if done == last < config.num_epochs and not policy.finished:
+        exhausted = True  # the iteration budget ended it
     if loss is not None and done % read_every:
         loss_value = float(loss.detach())
     net.eval()

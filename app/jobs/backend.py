@@ -68,9 +68,10 @@ class JobBackend(abc.ABC):
 def service_engine_config(settings: Settings) -> EngineConfig:
     """The engine config for web jobs: 8x, no back-projection, the job budget; the sons' noise and JPEG come
     from config.json (estimate_noise, noise_std, sons_jpeg). A job's steps are its own (x2 each, as many as its
-    scale needs), so config.json's gradual_scales, made for one total scale, do not apply."""
+    scale needs), so config.json's gradual_scales, made for one total scale, do not apply. These win over every
+    input profile."""
     engine = settings.engine
-    return engine.replace(scale_factor=SCALE_FACTOR, scale_times=SCALE_TIMES, gradual_scales=None,
+    return engine.pinned(scale_factor=SCALE_FACTOR, scale_times=SCALE_TIMES, gradual_scales=None,
                           back_projection_iters=REAL_PHOTO_BACK_PROJECTION_ITERS,
                           time_budget_s=settings.service.job_time_budget_s)
 
