@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=str(DEFAULT_PATH), help="flat JSON config file (default: config.json)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="apply a named engine preset over the file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-large", action="store_true",
+                        help="enlarge even beyond max_output_pixels (the sizes and the time estimate are still "
+                             "logged first)")
     for cls in (EngineConfig, ServiceConfig):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_intermixed_args(argv))
     config_path, preset, quiet = args.pop("config"), args.pop("preset"), args.pop("quiet")
+    allow_large = args.pop("allow_large")
     inputs, out_dir, fmt, quality = args.pop("inputs"), args.pop("out_dir"), args.pop("format"), args.pop("quality")
     try:
         if inputs and "image" in args:
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("config key 'image': no input image given (use --image PATH or name files)")
         configure_logging(service.log_level)
         if out_dir is None and len(inputs) == 1 and not Path(inputs[0]).is_dir():
-            return run_one(Path(inputs[0]), service, engine, fmt, quality, quiet)
+            return run_one(Path(inputs[0]), service, engine, fmt, quality, quiet, allow_large)
         if "output" in args:
             raise UsageError("--output names one file; with several inputs or a folder use --out-dir")
         if out_dir is None:
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = expand_inputs(inputs)
         if not sources:
             raise UsageError("no image files to enlarge")
-        return run_batch(sources, Path(out_dir), service, engine, fmt or "png", quality, quiet)
+        return run_batch(sources, Path(out_dir), service, engine, fmt or "png", quality, quiet, allow_large)
     except ZSSRError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -1,23 +1,26 @@
 """The command line's work: each input file read, enlarged and written, one to a path or stdout, several to a
-folder under a bar over the files (main.py parses the arguments and hands off here)."""
+folder under a bar over the files (main.py parses the arguments and hands off here). Before any of it, the
+outputs' sizes and the time this device will take are logged, and outputs beyond max_output_pixels refused."""
 
 from __future__ import annotations
 
 import base64
 import io
 import logging
+import math
 import os
 import secrets
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from PIL import Image
+from PIL import ExifTags, Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from app.config import ServiceConfig
 from app.engine import EngineConfig, SRResult, load_image, super_resolve
+from app.engine.estimate import estimate, step_scales
 from app.errors import ZSSRError
 from app.jobs.output import FORMATS, save, with_profile, without_gps
 from app.jpeg_profile import JpegProfile
@@ -97,6 +100,59 @@ def pillow_format(output: str, fmt: str | None) -> str:
     return FORMATS[fmt][0]
 
 
+def upright_size(source: Path) -> tuple[int, int] | None:
+    """The image's width and height as it will be enlarged (after its EXIF orientation), from its header alone;
+    None when it cannot be read (the error is reported when it is)."""
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def output_size(size: tuple[int, int], engine: EngineConfig) -> tuple[int, int]:
+    """The enlargement's width and height: the last gradual step's scale over the input, rounded up."""
+    sy, sx = step_scales(engine)[-1]
+    return math.ceil(size[0] * sx - 1e-9), math.ceil(size[1] * sy - 1e-9)
+
+
+def check_sizes(sources: list[Path], engine: EngineConfig, max_output_pixels: int | None) -> None:
+    """Before any work: log each output's size and the time this device will take for them all, and refuse
+    (UsageError) any output of more than `max_output_pixels` (None: no limit)."""
+    sizes, too_large = [], []
+    for source in sources:
+        size = upright_size(source)
+        if size is None:
+            continue
+        width, height = output_size(size, engine)
+        log.info("%s: %dx%d -> %dx%d (%s pixels, x%g)", source, *size, width, height, f"{width * height:,}",
+                 engine.total_scale)
+        if max_output_pixels is not None and width * height > max_output_pixels:
+            too_large.append(f"{source} would become {width}x{height} = {width * height:,} pixels")
+        sizes.append(size)
+    if too_large:
+        raise UsageError(f"{'; '.join(too_large[:3])}{' and more' if len(too_large) > 3 else ''}: more than "
+                         f"max_output_pixels ({max_output_pixels:,}). Raise it (--max_output_pixels N, up to "
+                         "1000000000) or lift it (--allow-large) if this machine has the memory and the time, or "
+                         "enlarge less (--scale_times) or a crop of the photo")
+    if sizes:
+        guess = estimate(sizes, engine)
+        log.info("estimated time on %s: about %s (training up to %s, enlarging %s)", guess.device,
+                 _duration(guess.total_s), _duration(guess.training_s), _duration(guess.enlarging_s))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class Enlarged(NamedTuple):
     """An input as read (upright, CMYK in sRGB), its enlargement, and the photo's metadata that the output keeps."""
 
@@ -149,11 +205,12 @@ def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar, keep_gps:
 
 
 def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str | None, quality: int,
-            quiet: bool) -> int:
+            quiet: bool, allow_large: bool = False) -> int:
     """One image to service.output, or to stdout as base64 (the original command line)."""
     if not service.output and not service.base64:
         raise UsageError("config key 'output': give an output path or set base64 true")
     pil_format = pillow_format(service.output, fmt) if service.output else FORMATS[fmt or "png"][0]
+    check_sizes([source], engine, None if allow_large else service.max_output_pixels)
     try:
         enlarged = enlarge(source, engine, ProgressBar(len(engine.steps), engine.num_epochs, disable=quiet),
                            service.keep_gps)
@@ -171,9 +228,10 @@ def run_one(source: Path, service: ServiceConfig, engine: EngineConfig, fmt: str
 
 
 def run_batch(sources: list[Path], out_dir: Path, service: ServiceConfig, engine: EngineConfig, fmt: str,
-              quality: int, quiet: bool) -> int:
+              quality: int, quiet: bool, allow_large: bool = False) -> int:
     """Each source to out_dir, under a bar over the files; one that fails is reported and skipped."""
     outputs = output_paths(sources, out_dir, engine.total_scale, fmt)
+    check_sizes(sources, engine, None if allow_large else service.max_output_pixels)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -33,9 +33,10 @@ class ServiceConfig:
     min_side: int = option(16, "an upload (or its crop) smaller than this on a side is refused", lo=4, hi=4096)
     crop_sizes: tuple[int, ...] = option((48, 64, 96, 128), "crop sizes offered on the page", lo=8, hi=4096)
     default_crop: int = option(64, "crop size used when the client names none", lo=8, hi=4096)
-    max_output_pixels: int = option(16_000_000, "largest enlargement a job may make, in pixels (a whole photo at "
-                                                "8x grows 64 times); larger requests get 400 naming the largest "
-                                                "scale that fits", lo=1, hi=1_000_000_000)
+    max_output_pixels: int = option(16_000_000, "largest enlargement a job or the CLI may make, in pixels (a whole "
+                                                "photo at 8x grows 64 times); larger requests get 400 naming the "
+                                                "largest scale that fits, the CLI refuses before any work "
+                                                "(--allow-large lifts it)", lo=1, hi=1_000_000_000)
     train_max_side: int = option(512, "the whole photo is downscaled to at most this side for training",
                                  lo=16, hi=16384)
     context_px: int = option(0, "photo pixels around the crop (where the photo has them) that a job enlarges with "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from PIL import ExifTags, Image
 
 import main as cli
 from app import batch
+from app.engine.estimate import Estimate
 from app.engine.presets import PRESETS
 from app.engine.zssr import SRResult
 from app.jobs.output import FORMATS, srgb_profile
@@ -85,6 +88,7 @@ def fake_engine(monkeypatch):
         return SRResult(image.resize((image.width * 2, image.height * 2)), 1, (1,), 0.0, "cpu", False)
 
     monkeypatch.setattr(batch, "super_resolve", fake_super_resolve)
+    monkeypatch.setattr(batch, "estimate", lambda sizes, config: Estimate(60.0, 30.0, "cpu (fake)"))
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)
     return seen
 
@@ -428,3 +432,57 @@ def test_the_cli_drops_the_gps_position_unless_keep_gps(fake_engine, make_image,
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     assert (gps.get(ExifTags.GPS.GPSLatitudeRef) == "N") is keep_gps
     assert (ExifTags.IFD.GPSInfo in exif) is keep_gps
+
+
+def test_the_output_size_and_time_are_logged_before_any_work(fake_engine, make_image, caplog, tmp_path):
+    source = tmp_path / "photo.png"
+    make_image(30, 20).save(source)
+    caplog.set_level(logging.INFO, logger="app.batch")
+    assert cli.main(["--image", str(source), "--output", str(tmp_path / "o.png"), "--quiet"]) == 0
+    first, second = caplog.messages[:2]  # the shipped config: 8x
+    assert first == f"{source}: 30x20 -> 240x160 (38,400 pixels, x8)"
+    assert second == "estimated time on cpu (fake): about 90 s (training up to 60 s, enlarging 30 s)"
+
+
+def test_the_estimate_times_the_network_on_this_device(make_image, caplog, tmp_path):
+    from app.config import load_settings
+
+    source = tmp_path / "photo.png"
+    make_image(30, 20).save(source)
+    caplog.set_level(logging.INFO, logger="app.batch")
+    engine = load_settings(overrides={k.lstrip("-"): cli.parse_value(v) for k, v in zip(TINY[::2], TINY[1::2])}).engine
+    batch.check_sizes([source], engine, None)
+    assert re.fullmatch(r"estimated time on cpu \(1 thread\): about .+ \(training up to .+, enlarging .+\)",
+                        caplog.messages[-1])
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_an_output_beyond_max_output_pixels_is_refused_before_any_work(fake_engine, make_image, capsys, tmp_path,
+                                                                      several):
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    make_image(300, 200).save(big)  # 2400x1600 at the shipped 8x: 3,840,000 pixels
+    make_image(20, 14).save(small)
+    out = tmp_path / "out"
+    args = [str(small), str(big), "--out-dir", str(out)] if several else [str(big), "--output", str(out / "b.png")]
+    assert cli.main([*args, "--max_output_pixels", "1000000", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert f"{big} would become 2400x1600 = 3,840,000 pixels" in error and "max_output_pixels (1,000,000)" in error
+    assert "--allow-large" in error
+    assert not fake_engine and not out.exists()  # nothing enlarged, nothing written
+    # The limit is the config's (the service's 16,000,000 by default), raised or lifted on the command line.
+    assert cli.main([*args, "--max_output_pixels", "4000000", "--quiet"]) == 0
+    assert cli.main([*args, "--max_output_pixels", "1000000", "--allow-large", "--quiet"]) == 0
+
+
+def test_the_guard_counts_the_upright_size_and_the_steps_scales(make_image, tmp_path):
+    from app.config import load_settings
+
+    source = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[TAGS.Orientation] = 6
+    make_image(30, 20).save(source, format="JPEG", exif=exif)
+    assert batch.upright_size(source) == (20, 30)
+    assert batch.upright_size(tmp_path / "missing.png") is None
+    engine = load_settings().engine
+    assert batch.output_size((20, 30), engine) == (160, 240)
+    assert batch.output_size((20, 30), engine.replace(scale_times=2)) == (80, 120)
