@@ -39,6 +39,19 @@ TESTS = {
     "app/web/access.py": ["tests/web/test_access.py", "tests/web/test_mutants_access.py"],
     "app/jobs/output.py": ["tests/test_output.py", "tests/web/test_output_formats.py"],
     "app/config.py": ["tests/test_config.py", "tests/test_mutants_config.py"],
+    "app/engine/degradation.py": ["tests/test_degradation.py", "tests/test_noise_estimate.py",
+                                  "tests/test_blurry_photo.py", "tests/test_mutants_degradation.py"],
+    "app/jobs/memory.py": ["tests/web/test_jobs.py", "tests/web/test_workers.py", "tests/web/test_mutants_memory.py"],
+    "app/jobs/progress.py": ["tests/web/test_jobs.py", "tests/web/test_progress.py"],
+    "app/jobs/model.py": ["tests/web/test_jobs.py", "tests/web/test_workers.py", "tests/web/test_uploads.py",
+                          "tests/web/test_mutants_model.py"],
+    "app/engine/holdout.py": ["tests/test_learning_check.py", "tests/test_mutants_holdout.py"],
+    "app/engine/warm_start.py": ["tests/test_warm_start.py", "tests/test_preflight.py", "tests/test_learning_check.py",
+                                 "tests/test_cli_camera.py", "tests/test_mutants_warm_start.py"],
+    "app/engine/image_io.py": ["tests/test_image_io.py"],
+    "app/engine/checks.py": ["tests/test_preflight.py", "tests/test_learning_check.py"],
+    "app/web/errors.py": ["tests/web/test_errors.py"],
+    "app/web/hooks.py": ["tests/web/test_hooks.py"],
 }
 
 # What the tests read besides app/ and tests/.
