@@ -261,6 +261,16 @@
     return `; ${which} as the median of 8 rotated and flipped passes`;
   }
 
+  // The input profile: the settings made for this kind of input, and what chose them.
+  const PROFILE_NAMES = {
+    photo: "photo", blurry_photo: "blurry photo", lossless: "lossless image",
+    kernel_given: "blur kernel given", kernel_estimated: "blur kernel estimated",
+  };
+  function describeProfile(profile) {
+    if (!profile || !profile.name) return "none (the config's settings as they are)";
+    return `${PROFILE_NAMES[profile.name] || profile.name} settings, chosen by ${profile.chosen_by}`;
+  }
+
   async function showResult(result) {
     const [before, after, download] = await Promise.all(
       [result.bicubic, result.image, result.image + "?download=1"].map(imageUrl));
@@ -292,6 +302,7 @@
       ["Started from", (result.weights ? `pre-trained weights ${result.weights}` : "scratch (no pre-trained weights)") +
         (result.weights_chosen_by ? `, chosen by ${result.weights_chosen_by}` : "") +
         (result.later_weights ? `; steps after the first from ${result.later_weights}` : "")],
+      ["Profile", describeProfile(result.profile)],
       ["Network", result.network || "unknown"],
       ["Learning from this photo", describeLearning(result.learning, result.degradation, result.learning_share)],
       ["Read from the photo", describeDegradation(result.degradation)],

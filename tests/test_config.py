@@ -275,12 +275,20 @@ def test_repository_config_json_loads_and_names_every_key():
     on_disk = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     flat = {**dataclasses.asdict(settings.engine), **dataclasses.asdict(settings.service)}
     on_disk.pop("_comment", None)
-    for key, value in on_disk.items():
-        expected = tuple(value) if isinstance(value, list) else value
-        if key in PATH_KEYS and value is not None and value != "auto":
-            # Paths in the file are relative to the file, so that it works from any working directory.
-            expected = str(DEFAULT_PATH.parent / value)
-            assert Path(flat[key]).exists(), key
+    def resolved(values: dict) -> dict:
+        out = {}
+        for key, value in values.items():
+            expected = tuple(value) if isinstance(value, list) else value
+            if key in PATH_KEYS and value is not None and value != "auto":
+                # Paths in the file are relative to the file, so that it works from any working directory.
+                expected = str(DEFAULT_PATH.parent / value)
+                assert Path(expected).exists(), key
+            out[key] = expected
+        return out
+
+    for key, expected in resolved(on_disk).items():
+        if key == "profiles":
+            expected = {name: resolved(keys) for name, keys in expected.items()}
         assert flat[key] == expected, key
     # Every key of the original reproduction is present in the shipped file.
     for key in ("max_MB", "base64", "image", "output", "in_channels", "model_width", "model_depth",
@@ -316,6 +324,7 @@ RANGES = {
         "seed": (0, 2**32 - 1, False), "num_threads": (0, 1024, False), "time_budget_s": (0.0, 1e6, True),
         "first_step_share": (0.0, 1.0, True), "blurry_photo_std": (0.0, 10.0, True),
         "learning_share": (0.0, 1.0, True), "ensemble_steps": (1, 64, False),
+        "iteration_budget": (0, 10_000_000, False),
     },
     ServiceConfig: {
         "max_MB": (0.0, 1024.0, True), "max_pixels": (1, 10**9, False), "min_side": (4, 4096, False),
@@ -330,7 +339,8 @@ RANGES = {
 CHOICES = {
     EngineConfig: {"in_channels": (1, 3), "model_kernel_size": (1, 3, 5, 7, 9), "model_fold": (1, 2, 3, 4),
                    "kernel_alignment": ("direct", "centred"), "estimated_kernel_alignment": ("direct", "centred"),
-                   "father_augment": ("dihedral", "warp"), "father_sampling": ("area", "source")},
+                   "father_augment": ("dihedral", "warp"), "father_sampling": ("area", "source"),
+                   "profile": ("auto", "photo", "blurry_photo", "lossless", "kernel_given", "kernel_estimated")},
     ServiceConfig: {"job_backend": ("memory", "redis"), "log_level": ("DEBUG", "INFO", "WARNING", "ERROR")},
 }
 

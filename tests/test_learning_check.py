@@ -101,9 +101,9 @@ def test_the_cli_reads_a_jpegs_profile_and_logs_the_choice(tiny_config, two_weig
     config.update({k: getattr(tiny_config, k) for k in ("model_depth", "model_width", "num_epochs", "crop_size",
                                                          "min_iters", "eval_every", "lr_decay_step",
                                                          "lr_decay_range", "back_projection_iters")})
-    config.update(warm_start="auto", photo_warm_start=photo, clean_warm_start=clean, later_warm_start=None,
-                  scale_times=1, self_ensemble=False, device="cpu", num_threads=1, learning_check=False,
-                  time_budget_s=None, image=None)
+    config.update(warm_start=clean, later_warm_start=None, scale_times=1, self_ensemble=False, device="cpu",
+                  num_threads=1, learning_check=False, time_budget_s=None, image=None,
+                  profiles={"photo": {"warm_start": photo}, "lossless": {}})
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     source = tmp_path / "small.jpg"
@@ -111,6 +111,7 @@ def test_the_cli_reads_a_jpegs_profile_and_logs_the_choice(tiny_config, two_weig
     assert main.main(["--config", str(path), "--image", str(source), "--output", str(tmp_path / "out.png"),
                       "--quiet"]) == 0
     err = capsys.readouterr().err
+    assert "profile: photo (chosen by a JPEG input)" in err
     assert "photo.pt (chosen by a JPEG input)" in err
 
 

@@ -52,13 +52,15 @@ def test_sharp_photo_weights_continue_the_photo_weights_with_three_quarters_bicu
     assert recipe["degradation"].startswith("per crop: 75% MATLAB bicubic")
 
 
-def test_config_json_lets_the_input_choose_between_the_photo_and_the_clean_weights():
+def test_config_json_profiles_start_photos_blurry_photos_and_the_rest_from_their_own_weights():
     from app.config import load_settings
 
     engine = load_settings().engine
-    assert engine.warm_start == "auto"
-    assert (engine.photo_warm_start, engine.blurry_warm_start, engine.clean_warm_start) == \
-        (str(SHIPPED[2]), str(SHIPPED[1]), str(SHIPPED[0]))
+    assert engine.warm_start == str(SHIPPED[0])  # lossless images, kernels given or estimated
+    assert engine.with_profile("photo").warm_start == str(SHIPPED[2])
+    assert engine.with_profile("blurry_photo").warm_start == str(SHIPPED[1])
+    for name in ("lossless", "kernel_given", "kernel_estimated"):
+        assert engine.with_profile(name).warm_start == str(SHIPPED[0]), name
 
 
 def test_shipped_weights_load_into_the_paper_network_with_their_shapes(shipped):
@@ -83,8 +85,23 @@ def test_shipped_weights_refuse_another_architecture():
 def test_every_preset_validates_and_keeps_the_callers_device_and_scale(name):
     base = EngineConfig(device="cpu", scale_factor=3.0, scale_times=2, seed=7, noise_std=0.01)
     config = preset_config(name, base)
-    assert (config.device, config.scale_factor, config.scale_times, config.seed, config.noise_std) == \
-        ("cpu", 3.0, 2, 7, 0.01)
+    assert (config.device, config.scale_factor, config.scale_times, config.seed) == ("cpu", 3.0, 2, 7)
+    # The sons' noise is the preset's (the authors': none) unless the caller gives it with the preset.
+    assert config.noise_std == 0.0
+    assert preset_config(name, base, noise_std=0.01).noise_std == 0.01
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_preset_over_config_json_is_the_same_algorithm_as_over_the_defaults(name):
+    """config.json's photo settings (profiles, measured noise, JPEG sons) do not leak into a preset."""
+    from app.config import load_settings
+
+    over_file = preset_config(name, load_settings().engine, device="cpu", scale_factor=2.0, scale_times=1)
+    over_defaults = preset_config(name, EngineConfig(), device="cpu", scale_factor=2.0, scale_times=1)
+    shaping = {k for k in PRESETS[name]} | {"estimate_noise", "sons_jpeg", "noise_std", "profiles", "profile"}
+    differ = {k for k in shaping if getattr(over_file, k) != getattr(over_defaults, k)}
+    assert not differ
+    assert over_file.profiles is None and not over_file.estimate_noise and not over_file.sons_jpeg
 
 
 def test_paper_preset_is_pure_zero_shot_whatever_the_base():

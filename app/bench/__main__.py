@@ -3,6 +3,7 @@
     python -m app.bench --data ../shared/data/Set5 --scale 2 --preset paper fast
     python -m app.bench photo8x --photos 3 --regions 2
     python -m app.bench soak --backend memory redis --seconds 300
+    python -m app.bench gate                      # the quality gate: every protocol's slice against its floor
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import importlib
 import sys
 
 # Loaded on use: photo8x runs the web job path (Flask, the job layer), which the ideal protocol never needs.
-PROTOCOLS = {"ideal": "app.bench.ideal", "photo8x": "app.bench.photo8x", "soak": "app.bench.soak"}
+PROTOCOLS = {"ideal": "app.bench.ideal", "photo8x": "app.bench.photo8x", "soak": "app.bench.soak",
+             "gate": "app.bench.gate"}
 DEFAULT_PROTOCOL = "ideal"
 
 

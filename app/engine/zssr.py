@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -60,6 +61,8 @@ class SRResult:
     networks: tuple[str, ...] = ()
     ensembled_steps: int = 0  # gradual steps enlarged as the median over the dihedral transforms (self_ensemble)
     profile: dict | None = None  # {name, chosen_by}: the input profile the run took and why (ProfileChoice)
+    learning_share: float = 1.0  # the run's (its profile's) share of each step's test-time learning kept
+    later_weights: str | None = None  # the file chained steps after the first started again from (its name)
 
 
 @dataclass
@@ -460,7 +463,10 @@ class _Run:
                         self.check.describe() if self.check is not None else None, self.fallback,
                         plan.start.describe(),
                         None if plan.held_out is None else tuple(j.describe() for j in self.judgements),
-                        tuple(self.networks), totals.ensembled_steps, plan.profile.describe())
+                        tuple(self.networks), totals.ensembled_steps, plan.profile.describe(),
+                        config.learning_share,
+                        Path(config.later_warm_start).name if config.later_warm_start and config.scale_times > 1
+                        else None)
 
 
 def _one_scale(step_scale: tuple[float, float]) -> Scale:

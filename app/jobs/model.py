@@ -135,6 +135,8 @@ class JobResult:
     self_check: dict | None = None  # {zssr_db, bicubic_db}: the network against bicubic on the photo's own details
     fallback: bool = False  # the self-check found no gain: the image is bicubic's
     weights_chosen_by: str | None = None  # why `weights`: "the config", "a JPEG input", "a blurry JPEG input", ...
+    profile: str | None = None  # the input profile the job ran with (photo, blurry_photo, ...); None: no profiles
+    profile_chosen_by: str | None = None  # why that profile: "a JPEG input", "a blurry JPEG input", "the config"
     network: str | None = None  # the first step's network in words ("12 layers of 96, on 2x2 blocks, ...")
     # per trained step: the held-out strip's PSNR with and without the step's learning, and whether it was kept
     learning: tuple[dict, ...] | None = None

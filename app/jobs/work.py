@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 from app.engine import EngineConfig, bicubic_resize, super_resolve
@@ -44,10 +43,11 @@ def run_zssr(request: JobRequest, config: EngineConfig, tracker: ProgressTracker
                          budget_exhausted=result.budget_exhausted,
                          weights=result.warm_start["weights"],
                          weights_chosen_by=result.warm_start["chosen_by"], learning=result.learning,
-                         learning_share=config.learning_share, ensembled_steps=result.ensembled_steps,
+                         learning_share=result.learning_share, ensembled_steps=result.ensembled_steps,
                          network=result.networks[0] if result.networks else None,
-                         later_weights=(Path(config.later_warm_start).name
-                                        if config.later_warm_start and config.scale_times > 1 else None),
+                         later_weights=result.later_weights,
+                         profile=None if result.profile is None else result.profile["name"],
+                         profile_chosen_by=None if result.profile is None else result.profile["chosen_by"],
                          degradation=result.degradation, self_check=result.self_check,
                          fallback=result.fallback, format=request.output.format, name=request.name),
         sr_png=encode(image.convert("RGB"), request.output),

@@ -257,6 +257,7 @@ def _result_json(status: JobStatus, *, inline: bool) -> dict:
         "weights": result.weights,
         "later_weights": result.later_weights,
         "weights_chosen_by": result.weights_chosen_by,
+        "profile": {"name": result.profile, "chosen_by": result.profile_chosen_by},
         "network": result.network,
         "learning": None if result.learning is None else list(result.learning),
         "learning_share": result.learning_share,

@@ -98,6 +98,17 @@ def _result_properties() -> dict[str, Schema]:
                                              "reader finds blurry from the blurry-photo weights, where set), a "
                                              "lossless image or a given kernel from the clean ones",
                               "examples": ["a JPEG input", "a blurry JPEG input", "a lossless input", "the config"]},
+        "profile": {"type": "object", "required": ["name", "chosen_by"], "additionalProperties": False,
+                    "description": "the input profile the job ran with: the named set of engine settings for its "
+                                   "kind of input (config.json's profiles), chosen by the input or forced by the "
+                                   "config's profile key",
+                    "properties": {
+                        "name": {"type": ["string", "null"],
+                                 "enum": ["photo", "blurry_photo", "lossless", "kernel_given", "kernel_estimated",
+                                          None],
+                                 "description": "the profile; null: the config has no profiles"},
+                        "chosen_by": {"type": "string", "description": "why that profile",
+                                      "examples": ["a JPEG input", "a blurry JPEG input", "the config"]}}},
         "network": {"type": ["string", "null"],
                     "description": "the first step's network (a weights file is built into the design it was "
                                    "trained as): its layers and width, and whether they work on every pixel of the "
