@@ -33,7 +33,8 @@ import torch
 from PIL import Image
 
 from app.bench import ideal, photo8x
-from app.bench.scoring import crop_to_multiple, decode_rgb, parse_overrides, score, setup_logging, table
+from app.bench.scoring import (crop_to_multiple, decode_rgb, parse_overrides, score, setup_logging, table,
+                               with_changes)
 from app.config import REPOSITORY_ROOT, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no benchmark data under {args.data} (give --data)")
     floors = json.loads(args.floors.read_text()) if args.floors.exists() else {"tolerance_db": 0.03, "slices": {}}
     settings = load_settings(args.config)
-    settings = apply_changes(settings, parse_overrides(args.set, parser))
+    settings = with_changes(settings, parse_overrides(args.set, parser))
     # The shipped config as CI's two cores run it: one thread per job, as the test suite does.
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -238,18 +239,3 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"FAIL {failure}\n")
     sys.stdout.write("gate: " + ("failed" if failures else f"passed ({len(results)} slices)") + "\n")
     return 1 if failures else 0
-
-
-def apply_changes(settings: Settings, changes: dict[str, Any]) -> Settings:
-    """`settings` with flat changes (pinned over every profile) and profiles.NAME.KEY changes (that profile's)."""
-    flat = {k: v for k, v in changes.items() if not k.startswith("profiles.")}
-    profiles = copy.deepcopy(settings.engine.profiles)
-    for key, value in changes.items():
-        if key.startswith("profiles."):
-            _, name, field = key.split(".", 2)
-            if profiles is None or name not in profiles:
-                raise SystemExit(f"gate: no profile {name!r} in the config")
-            profiles[name][field] = value
-    if profiles != settings.engine.profiles:
-        settings = settings.replace(profiles=profiles)
-    return settings.replace(**flat) if flat else settings

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from app.bench.scoring import (bicubic_downscale, crop_to_multiple, mean_of, median_of, parse_overrides, score,
-                               setup_logging, table, to_tensor, write_report)
+                               setup_logging, table, to_tensor, with_changes, write_report)
 from app.config import load_settings
 from app.engine.config import EngineConfig
 from app.engine.image_io import to_uint8
@@ -71,10 +71,10 @@ KERNEL_SOURCES = ("given", "estimated")
 SHIPPED = "shipped"
 
 
-def shipped_config(**overrides) -> EngineConfig:
-    """config.json's engine as the CLI runs it (no time budget unless given), `overrides` winning over its
-    profiles."""
-    return load_settings(None, {"time_budget_s": None, **overrides}).engine
+def shipped_config(path: str | None = None, **overrides) -> EngineConfig:
+    """config.json's (or `path`'s) engine as the CLI runs it (no time budget unless given), `overrides` winning
+    over its profiles."""
+    return with_changes(load_settings(path), {"time_budget_s": None, **overrides}).engine
 
 
 def kernel_settings(degradation: str, scale: int, out: Path, source: str = "given") -> dict:
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with a blur degradation: hand ZSSR the kernel, or have it estimate one from the LR")
     parser.add_argument("--preset", nargs="+", default=["fast"], choices=sorted([*PRESETS, SHIPPED]),
                         help=f"engine presets; {SHIPPED}: config.json with its input profiles")
+    parser.add_argument("--config", help=f"with --preset {SHIPPED}: the config file (default: config.json)")
     parser.add_argument("--images", nargs="*", help="only these image names (file stems)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="engine config overrides")
     parser.add_argument("--out", default="bench-results", help="folder for the markdown and JSON reports")
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                  **parse_overrides(args.set, parser)}
     scale_factor, scale_times = gradual_steps(args.scale)
     try:
-        configs = {name: shipped_config(scale_factor=scale_factor, scale_times=scale_times, **overrides)
+        configs = {name: shipped_config(args.config, scale_factor=scale_factor, scale_times=scale_times, **overrides)
                    if name == SHIPPED else
                    preset_config(name, scale_factor=scale_factor, scale_times=scale_times, **overrides)
                    for name in args.preset}

@@ -27,7 +27,7 @@ from PIL import Image
 
 from app.bench import peers
 from app.bench.scoring import (bicubic_downscale, crop_to_multiple, decode_rgb, mean_of, parse_overrides, score,
-                               setup_logging, table, write_report)
+                               setup_logging, table, with_changes, write_report)
 from app.config import Settings, load_settings
 from app.engine import bicubic_resize
 from app.engine.degradation import blur_downscale, gaussian_kernel
@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=[*METHODS, *PEERS],
                         help=f"job methods and peers (waifu2x, an extra: {peers.WAIFU2X_INSTALL})")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="config overrides for every method (a method's own changes win)")
+                        help="config overrides for every method (a method's own changes win); "
+                             "profiles.NAME.KEY=VALUE changes one input profile")
     parser.add_argument("--config", help="config.json path (default: the repository's)")
     parser.add_argument("--out", default="bench-results", help="folder for the reports and strips/")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of every job")
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = parse_overrides(args.set, parser)
     try:
-        base = load_settings(args.config, overrides)
+        base = with_changes(load_settings(args.config), overrides)
         settings = {method: base.replace(**METHODS[method]) for method in args.methods if method in METHODS}
     except ConfigError as exc:
         parser.error(str(exc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import logging
@@ -14,10 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.config import parse_value
+from app.config import Settings, parse_value
 from app.engine.image_io import to_uint8
 from app.engine.metrics import psnr_y, ssim_y
 from app.engine.resize import imresize
+from app.errors import ConfigError
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -80,3 +82,18 @@ def write_report(out: Path, stem: str, report: dict, markdown: str) -> None:
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def with_changes(settings: Settings, changes: dict[str, Any]) -> Settings:
+    """`settings` with flat changes (pinned over every profile) and profiles.NAME.KEY changes (that profile's)."""
+    flat = {k: v for k, v in changes.items() if not k.startswith("profiles.")}
+    profiles = copy.deepcopy(settings.engine.profiles)
+    for key, value in changes.items():
+        if key.startswith("profiles."):
+            _, name, field = key.split(".", 2)
+            if profiles is None or name not in profiles:
+                raise ConfigError("profiles", f"no profile {name!r} in the config to change {key}")
+            profiles[name][field] = value
+    if profiles != settings.engine.profiles:
+        settings = settings.replace(profiles=profiles)
+    return settings.replace(**flat) if flat else settings
