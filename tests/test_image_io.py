@@ -3,6 +3,9 @@ PIL mode split into colour and alpha planes and back, luma and the centre crop."
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +59,25 @@ def test_saving_writes_the_extensions_format_and_nothing_else(tmp_path, name, fm
     with Image.open(path) as written:
         assert written.format == fmt and written.size == (16, 12)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_the_temporary_file_is_hidden_beside_the_output_until_renamed(tmp_path, monkeypatch):
+    # Beside it, so that the rename is atomic (one file system); hidden, so that a folder listing (the CLI's
+    # batch mode skips dot files) never picks up a half-written image.
+    renamed = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        renamed.append((Path(source), Path(target)))
+        assert Path(source).exists() and not Path(target).exists()
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "out" / "result.png"
+    save_image(Image.fromarray(pattern(12, 16)), path)
+    ((source, target),) = renamed
+    assert target == path and source.parent == path.parent and source.name.startswith(".")
+    assert not source.exists() and path.exists()
 
 
 def test_saving_to_an_unknown_type_writes_nothing(tmp_path):
@@ -162,6 +184,7 @@ def test_to_uint8_rounds_and_clamps():
 
 def test_luma_uses_bt601_weights_and_a_gray_image_is_its_own():
     pixels = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]).reshape(3, 3).T.reshape(1, 3, 1, 3)
+    assert luma(pixels).shape == (1, 1, 1, 3)
     assert luma(pixels)[0, 0, 0].tolist() == pytest.approx([0.299, 0.587, 0.114])
     gray = torch.rand(2, 1, 4, 4)
     assert luma(gray) is gray

@@ -46,7 +46,7 @@ def run_together(backend: MemoryBackend, work: FakeWork, clock: Clock, jobs: int
     """`jobs` jobs started at once and finished `seconds` later on the backend's clock."""
     submitted = [backend.submit(request()) for _ in range(jobs)]
     for _ in submitted:
-        assert work.started.acquire(timeout=5)
+        assert work.started.acquire(timeout=30)
     clock.now += seconds
     work.release.set()
     assert {backend.wait(job.id, 10).state for job in submitted} == {JobState.DONE}
@@ -58,7 +58,7 @@ def occupy(backend: MemoryBackend, work: FakeWork, jobs: int) -> None:
     for _ in range(jobs):
         backend.submit(request())
     for _ in range(jobs):
-        assert work.started.acquire(timeout=5)
+        assert work.started.acquire(timeout=30)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 4, 7])
@@ -125,7 +125,7 @@ def test_a_client_over_its_cap_is_told_the_same(make_backend, workers):
 def test_queue_positions_count_the_jobs_waiting_not_the_workers(make_backend):
     backend, work, _ = make_backend(2, queue_size=5)
     jobs = [backend.submit(request()) for _ in range(5)]
-    assert work.started.acquire(timeout=5) and work.started.acquire(timeout=5)
+    assert work.started.acquire(timeout=30) and work.started.acquire(timeout=30)
     statuses = [backend.status(job.id) for job in jobs]
     assert [s.state for s in statuses] == [JobState.RUNNING] * 2 + [JobState.QUEUED] * 3
     assert [s.queue_position for s in statuses] == [0, 0, 1, 2, 3]
