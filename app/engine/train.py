@@ -111,10 +111,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     """
     noise_std = config.noise_std if noise_std is None else noise_std
     policy = LearningRatePolicy(config)
-    if optimizer is None:
-        optimizer = torch.optim.Adam(net.parameters())
-    for group in optimizer.param_groups:
-        group["lr"] = policy.lr
+    optimizer = optimizer if optimizer is not None else torch.optim.Adam(net.parameters())
+    _set_lr(optimizer, policy.lr)
     # Crops a whole number of LR pixels wide where the scale is one integer (a kernel's sons are sampled so).
     sy, sx = scale_pair(scale_factor)
     multiple = int(sy) if sy == sx and sy.is_integer() else 1
@@ -135,12 +133,8 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             break
         hr_father = pool.sample(rng, config.crop_size, config.batch_size, multiple, augment)
         son = lr_son(hr_father, scale_factor, downscale, noise_std, generator, compress)
-        son = son.contiguous(memory_format=memory_format)
         pixels += hr_father.shape[0] * hr_father.shape[-2] * hr_father.shape[-1]
-        loss = F.l1_loss(net(son), hr_father)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = _adam_step(net, optimizer, son.contiguous(memory_format=memory_format), hr_father)
         done = iteration
         if iteration % read_every == 0 or iteration == 1:
             loss_value = float(loss.detach())
@@ -148,9 +142,7 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
             net.eval()
             policy.record(iteration, probe.error(net))
             net.train()
-        lr = policy.step(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = _set_lr(optimizer, policy.step(iteration))
         if on_iteration is not None:
             on_iteration(iteration, loss_value, lr)
         if policy.finished:
@@ -162,3 +154,19 @@ def train(net: torch.nn.Module, pool: FatherPool, probe: ReconstructionProbe, co
     net.eval()
     return TrainResult(done, loss_value, policy.lr, exhausted, time.monotonic() - started, pixels,
                        policy.decays, policy.errors)
+
+
+def _adam_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, lr_son: torch.Tensor,
+               hr_father: torch.Tensor) -> torch.Tensor:
+    """One step of L1 loss between the network's enlargement of the son and its father; returns the loss."""
+    loss = F.l1_loss(net(lr_son), hr_father)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr

@@ -329,7 +329,10 @@ class _Run:
     @classmethod
     def start(cls, plan: Plan, device: torch.device) -> "_Run":
         config = plan.config
-        log.info("profile: %s (chosen by %s)", plan.profile.name or "none", plan.profile.reason)
+        if plan.profile.name is None:
+            log.info("profile: none (%s)", plan.profile.reason)
+        else:
+            log.info("profile: %s (chosen by %s)", plan.profile.name, plan.profile.reason)
         log.info("warm start: %s (chosen by %s)", plan.start.path or "none, from scratch", plan.start.reason)
         net, model = build_model(config, device, plan.start.path)
         log.info("network: %s", describe_network(net))

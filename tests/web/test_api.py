@@ -90,6 +90,7 @@ def test_upscale_answers_base64_png_at_8x_the_crop(client):
     assert body["degradation"]["jpeg"] == {"quality": 85, "subsampling": "4:2:0"}
     assert body["degradation"]["noise_estimated"] is True and 0 <= body["degradation"]["noise_std"] <= 0.03
     assert body["weights"] is None  # the tiny config starts from scratch
+    assert body["profile"] == {"name": "photo", "chosen_by": "a JPEG input"}  # config.json's profiles
     bicubic = client.get(body["bicubic"])
     assert bicubic.mimetype == "image/png" and png_of(bicubic.data).size == (512, 512)
 
@@ -103,8 +104,18 @@ def test_upscale_reports_weights_and_what_was_switched_off(make_app):
     body = upload(client, data=jpeg_bytes(40, 32, quality=60)).get_json()
     assert body["weights"] == "zssr_x2_photo.pt" and body["later_weights"] == "zssr_x2.pt"
     assert body["learning_share"] == 0.45
+    assert body["profile"] == {"name": "photo", "chosen_by": "a JPEG input"}
     assert body["degradation"] == {"noise_std": 0.0, "noise_estimated": False, "jpeg": None, "kernel": None,
                                    "blur_std": None, "blurry": False}
+
+
+def test_upscale_reports_a_forced_profile_and_runs_its_settings(make_app):
+    client = make_app(profile="lossless").test_client()
+    body = upload(client, data=jpeg_bytes(40, 32, quality=85)).get_json()
+    assert body["profile"] == {"name": "lossless", "chosen_by": "the config"}
+    # config.json's lossless profile: its sons are neither compressed nor given the photo's measured noise.
+    assert body["degradation"]["jpeg"] is None and body["degradation"]["noise_estimated"] is False
+    assert body["learning_share"] == 1.0
 
 
 @pytest.mark.parametrize("overrides, ensembled", [({}, 1), ({"ensemble_steps": 2}, 2),

@@ -27,7 +27,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 TINY: dict[str, Any] = {
     "model_depth": 2, "model_width": 8, "num_epochs": 5, "min_iters": 0, "crop_size": 16,
     "back_projection_iters": 1, "num_threads": 1, "seed": 0, "device": "cpu",
-    "warm_start": None, "later_warm_start": None, "estimate_noise": True, "sons_jpeg": True,  # config.json's real-photo sons
+    # JPEG jobs take config.json's photo profile (its sons compressed and noised as the photo is, its blur read,
+    # 0.7 of each step's learning kept, step 1 ensembled): only the weights and the schedule are the tests'.
+    "warm_start": None, "later_warm_start": None,
     "job_time_budget_s": 30.0, "max_MB": 10.0, "max_pixels": 40_000_000, "min_side": 16,
     "crop_sizes": [48, 64, 96, 128], "default_crop": 64, "train_max_side": 512, "wait_s": 30.0,
     "queue_size": 8, "workers_per_device": 1, "result_ttl_s": 600.0, "max_results": 64, "base64": True,
@@ -36,9 +38,7 @@ TINY: dict[str, Any] = {
     "rate_limit": None, "max_jobs_per_client": 0,
     # A tiny network rarely beats bicubic: keep its image, so that the tests see the network's work.
     "self_check_fallback": False,
-    "blurry_photo_std": 1.0,  # config.json's: every job reads its photo's blur
-    "learning_share": 0.7,  # config.json's: each step keeps that share of its learning
-    "self_ensemble": True, "ensemble_steps": 1,  # config.json's: step 1 enlarges over the 8 transforms
+    "self_ensemble": True,
     "context_px": 8,  # config.json's: the crop is enlarged inside 8 px of the photo around it
 }
 # A job that trains until it is cancelled (or its 60 s budget is spent): for cancelling and full queues.
