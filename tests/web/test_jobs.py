@@ -298,11 +298,18 @@ def test_web_jobs_use_the_real_photo_settings():
     config = service_engine_config(settings)
     assert (config.scale_factor, config.scale_times, config.total_scale) == (2.0, 3, 8.0)
     assert config.back_projection_iters == 0 and config.time_budget_s == 7.0
-    # config.json's defaults: the noise measured on the photo, the photo's own JPEG tables on the sons.
-    assert config.estimate_noise and config.sons_jpeg
-    # Each is switchable, and a set noise level (0 included) is kept as set.
+    # The job's own keys win over every input profile (a lossless profile's back-projections included).
+    for name in config.profiles:
+        applied = config.with_profile(name)
+        assert (applied.back_projection_iters, applied.scale_times, applied.time_budget_s) == (0, 3, 7.0), name
+    # config.json's photo profile: the noise measured on the photo, the photo's own JPEG tables on the sons.
+    photo = config.with_profile("photo")
+    assert photo.estimate_noise and photo.sons_jpeg
+    # Each is switchable, and a set noise level (0 included) is kept as set, whatever the profile.
     manual = service_engine_config(settings.replace(estimate_noise=False, sons_jpeg=False, noise_std=0.0))
     assert (manual.estimate_noise, manual.sons_jpeg, manual.noise_std) == (False, False, 0.0)
+    photo = manual.with_profile("photo")
+    assert (photo.estimate_noise, photo.sons_jpeg, photo.noise_std) == (False, False, 0.0)
 
 
 @settings(max_examples=60, deadline=None)
