@@ -121,19 +121,19 @@ def test_a_float_image_is_gray():
     assert torch.allclose(planes.colour, torch.full((1, 1, 4, 5), 128 / 255))
 
 
-def test_sixteen_bit_gray_is_scaled_by_its_own_range():
-    array = np.array([[0, 32768, 65535]], dtype=np.uint16)
-    image = Image.fromarray(array)
-    assert image.mode == "I;16"
-    planes = to_planes(image)
-    assert planes.grayscale and planes.colour.shape == (1, 1, 1, 3)
+@pytest.mark.parametrize("mode, byte_order", [("I;16", "<"), ("I;16L", "<"), ("I;16B", ">")])
+def test_sixteen_bit_gray_is_scaled_by_its_own_range(mode, byte_order):
+    values = np.array([0, 32768, 65535], dtype=byte_order + "u2")
+    planes = to_planes(Image.frombytes(mode, (3, 1), values.tobytes()))
+    assert planes.grayscale and planes.alpha is None
+    assert planes.colour.shape == (1, 1, 1, 3) and planes.colour.dtype == torch.float32
     assert planes.colour[0, 0, 0].tolist() == pytest.approx([0.0, 32768 / 65535, 1.0])
 
 
 def test_a_32_bit_integer_image_is_read_as_eight_bit_values_and_clipped():
     array = np.array([[0, 51, 255, 1000, -5]], dtype=np.int32)
     planes = to_planes(Image.fromarray(array, "I"))
-    assert planes.grayscale
+    assert planes.grayscale and planes.colour.dtype == torch.float32
     assert planes.colour[0, 0, 0].tolist() == pytest.approx([0.0, 0.2, 1.0, 1.0, 0.0])
 
 

@@ -45,8 +45,7 @@ TESTS = {
     # first warm-up outlast test_jobs.py's 5 s waits. test_workers.py goes first and pays that warm-up with 30 s.
     "app/jobs/memory.py": ["tests/web/test_workers.py", "tests/web/test_jobs.py", "tests/web/test_mutants_memory.py"],
     "app/jobs/progress.py": ["tests/web/test_progress.py"],
-    "app/jobs/model.py": ["tests/web/test_jobs.py", "tests/web/test_workers.py", "tests/web/test_uploads.py",
-                          "tests/web/test_mutants_model.py"],
+    "app/jobs/model.py": ["tests/web/test_mutants_model.py"],
     "app/engine/holdout.py": ["tests/test_learning_check.py", "tests/test_mutants_holdout.py"],
     "app/engine/warm_start.py": ["tests/test_warm_start.py", "tests/test_preflight.py", "tests/test_learning_check.py",
                                  "tests/test_cli_camera.py", "tests/test_mutants_warm_start.py"],

@@ -145,3 +145,15 @@ def test_a_finished_job_shows_all_it_did_and_no_time_left(done, fraction):
     p = final_progress(t, done)
     assert (p.step, p.steps, p.phase, p.iteration, p.iterations, p.loss) == (1, 3, "training", 9, 9, 0.125)
     assert p.fraction == fraction and p.eta_s == 0.0 and p.elapsed_s == pytest.approx(5)
+
+
+def test_a_new_step_reported_straight_from_training_counts_the_last_steps_iterations_once():
+    clock = Clock()
+    t = tracker(clock, steps=3)
+    t.on_step(1, 30, 0.5, 1e-3)
+    t.on_step(2, 20, 0.5, 1e-3)  # no enlarging phase reported in between
+    p = t.snapshot()
+    assert (p.step, p.phase, p.iteration, p.iterations) == (2, "training", 20, 50)
+    t.on_step(3, 5, 0.5, 1e-3)
+    p = t.snapshot()
+    assert (p.step, p.iteration, p.iterations) == (3, 5, 55)  # all three steps' iterations
