@@ -56,7 +56,7 @@ TESTS = {
 }
 
 # What the tests read besides app/ and tests/.
-COPIED = ["app", "tests", "pytest.ini", "config.json", "templates", "static", "README.md"]
+COPIED = ["app", "tests", "pytest.ini", "config.json", "templates", "static", "README.md", "main.py"]
 
 # Statuses that count as the tests noticing the mutant (a timeout is a mutant that made the tests hang).
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
