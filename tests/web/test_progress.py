@@ -157,3 +157,56 @@ def test_a_new_step_reported_straight_from_training_counts_the_last_steps_iterat
     t.on_step(3, 5, 0.5, 1e-3)
     p = t.snapshot()
     assert (p.step, p.iteration, p.iterations) == (3, 5, 55)  # all three steps' iterations
+
+
+def test_the_default_scale_is_2x_so_each_enlargement_makes_four_times_the_pixels():
+    clock = Clock()
+    t = ProgressTracker(2, 100, 100.0, clock=clock)
+    t.on_step(1, 5, 0.5, 1e-3)
+    t.on_phase(1, "enlarging")
+    clock.now += 1
+    t.on_phase(2, "training")
+    assert t.snapshot().eta_s == pytest.approx(99 + 4)
+
+
+def test_a_phase_reported_before_any_iteration_has_no_loss_yet():
+    clock = Clock()
+    t = tracker(clock)
+    t.on_phase(1, "training")
+    p = t.snapshot()
+    assert (p.step, p.phase, p.loss, p.iteration) == (1, "training", None, 0)
+
+
+def test_without_a_budget_the_last_enlargement_is_added_to_the_extrapolated_training():
+    clock = Clock()
+    t = tracker(clock, steps=2, num_epochs=100)
+    t.on_step(1, 100, 0.5, 1e-3)
+    clock.now += 8
+    t.on_phase(1, "enlarging")
+    clock.now += 2  # 2 s for step 1's enlargement: step 2's makes four times the pixels, 8 s
+    t.on_phase(2, "training")
+    # Half the training done in 10 s: 10 s more of it, then the 8 s enlargement.
+    assert t.snapshot().eta_s == pytest.approx(10 + 8)
+
+
+def test_the_countdown_of_the_last_enlargement_goes_below_a_second_before_it_runs_out():
+    clock = Clock()
+    t = tracker(clock, steps=1, budget_s=10.0, hint=3.0)
+    t.on_step(1, 5, 0.5, 1e-3)
+    t.on_phase(1, "enlarging")
+    clock.now += 2.5
+    assert t.snapshot().eta_s == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("steps, step, phase", [(3, 1, "enlarging"), (1, 1, "training")])
+def test_without_a_guess_only_the_last_enlargement_claims_99_percent(steps, step, phase):
+    # The budget spent and nothing enlarged yet to go by: no estimate; the bar holds where it was.
+    clock = Clock()
+    t = tracker(clock, steps=steps, budget_s=10.0)
+    t.on_step(step, 5, 0.5, 1e-3)
+    clock.now += 5
+    assert t.snapshot().fraction == pytest.approx(0.5)
+    t.on_phase(step, phase)
+    clock.now += 20
+    p = t.snapshot()
+    assert p.eta_s is None and p.fraction == pytest.approx(0.5)
