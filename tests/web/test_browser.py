@@ -92,6 +92,7 @@ def test_upload_a_photo_choose_the_region_and_see_it_8x(page):
     assert "(8×), inside 64 × 64 px of the photo around it (cut away after); step 1 as the median of 8 rotated " \
            "and flipped passes" in facts
     assert "JPEG quality about" in facts and "(measured)" in facts
+    assert "Profilephoto settings, chosen by a JPEG input" in facts.replace("\n", "")
     assert re.search(r"blur read as a Gaussian of [0-9.]+ px;?", facts) and "blurrier" not in facts
     assert "Learning from this photo70 % of each step's learning kept, blended with the weights it started " \
            "from; not judged" in facts.replace("\n", "")
@@ -111,6 +112,7 @@ def test_a_blurry_photo_says_it_learned_nothing_and_why(page):
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     facts = page.text_content("#facts")
     assert "blurrier than its own smaller copies" in facts
+    assert "Profileblurry photo settings, chosen by a blurry JPEG input" in facts.replace("\n", "")
     assert "Learning from this photoskipped: the photo is blurrier" in facts.replace("\n", "")
     assert re.search(r"Training0 iterations", facts)
 

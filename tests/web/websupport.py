@@ -20,6 +20,10 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+# config.json's input profiles without their weights and schedules (the tiny network starts from scratch and
+# trains a few iterations): what they decide for each kind of input is what the web tests see.
+SHIPPED_PROFILES = {name: {k: v for k, v in keys.items() if k not in ("warm_start", "num_epochs")}
+                    for name, keys in json.loads((ROOT / "config.json").read_text())["profiles"].items()}
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Each job well under 2 s on a loaded 2-core CPU. One torch thread: two threads slow a tiny network down
@@ -29,7 +33,7 @@ TINY: dict[str, Any] = {
     "back_projection_iters": 1, "num_threads": 1, "seed": 0, "device": "cpu",
     # JPEG jobs take config.json's photo profile (its sons compressed and noised as the photo is, its blur read,
     # 0.7 of each step's learning kept, step 1 ensembled): only the weights and the schedule are the tests'.
-    "warm_start": None, "later_warm_start": None,
+    "warm_start": None, "later_warm_start": None, "profiles": SHIPPED_PROFILES,
     "job_time_budget_s": 30.0, "max_MB": 10.0, "max_pixels": 40_000_000, "min_side": 16,
     "crop_sizes": [48, 64, 96, 128], "default_crop": 64, "train_max_side": 512, "wait_s": 30.0,
     "queue_size": 8, "workers_per_device": 1, "result_ttl_s": 600.0, "max_results": 64, "base64": True,
