@@ -55,6 +55,15 @@ TESTS = {
     "app/web/hooks.py": ["tests/web/test_hooks.py"],
 }
 
+# Tests of those files left out of the mutation run because each takes seconds that a faster test of the same
+# behaviour (named beside) spends in a fraction: on two shared cores they made one module's run take hours.
+DESELECTED = {
+    "app/engine/degradation.py": [
+        # tests/test_mutants_degradation.py: the same estimates and their order on 64 px photos of a smaller scene
+        "tests/test_degradation.py::test_kernel_estimate_finds_the_blur_of_a_photo_made_small_with_a_known_kernel",
+    ],
+}
+
 # What the tests read besides app/ and tests/.
 COPIED = ["app", "tests", "pytest.ini", "config.json", "templates", "static", "README.md", "main.py"]
 
@@ -76,12 +85,13 @@ def copy_tree(work: Path, names: list[str]) -> None:
 
 def write_config(work: Path, module: str, tests: list[str]) -> None:
     # mutmut reads its settings from setup.cfg in the folder it runs in; the repository's top level stays as it is.
+    deselected = [line for test in DESELECTED.get(module, []) for line in ("    --deselect", f"    {test}")]
     lines = ["[mutmut]", "source_paths = app", f"only_mutate = {module}",
              # torch is not fork-safe once the tests have run in the parent, so mutants fork from a clean server.
              "process_isolation = forkserver",
              "also_copy =", *(f"    {name}" for name in COPIED[2:]),
              "pytest_add_cli_args_test_selection =", *(f"    {name}" for name in tests),
-             "pytest_add_cli_args =", "    -p", "    no:cacheprovider"]
+             "pytest_add_cli_args =", "    -p", "    no:cacheprovider", *deselected]
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 
