@@ -21,6 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from app.config import ServiceConfig
 from app.engine import EngineConfig, SRResult, load_image, super_resolve
 from app.engine.estimate import estimate, step_scales
+from app.engine.profiles import choose_profile
 from app.errors import ZSSRError
 from app.jobs.output import FORMATS, save, with_profile, without_gps
 from app.jpeg_profile import JpegProfile
@@ -118,10 +119,22 @@ def output_size(size: tuple[int, int], engine: EngineConfig) -> tuple[int, int]:
     return math.ceil(size[0] * sx - 1e-9), math.ceil(size[1] * sy - 1e-9)
 
 
+def is_jpeg(source: Path) -> bool:
+    """Whether `source` is read as a JPEG: its own tables make the sons and choose the photo profile."""
+    return source.suffix.lower() in (".jpg", ".jpeg")
+
+
+def input_config(source: Path, engine: EngineConfig) -> EngineConfig:
+    """The settings `source` will run with, as far as its name tells: its input profile (a JPEG's is the photo
+    one; the blur reader, which may turn it to the blurry photo's, which trains nothing, is not run here)."""
+    choice = choose_profile(engine, jpeg=is_jpeg(source), blurry=lambda config: False)
+    return engine if choice.name is None else engine.with_profile(choice.name)
+
+
 def check_sizes(sources: list[Path], engine: EngineConfig, max_output_pixels: int | None) -> None:
     """Before any work: log each output's size and the time this device will take for them all, and refuse
     (UsageError) any output of more than `max_output_pixels` (None: no limit)."""
-    sizes, too_large = [], []
+    inputs, too_large = [], []
     for source in sources:
         size = upright_size(source)
         if size is None:
@@ -131,14 +144,14 @@ def check_sizes(sources: list[Path], engine: EngineConfig, max_output_pixels: in
                  engine.total_scale)
         if max_output_pixels is not None and width * height > max_output_pixels:
             too_large.append(f"{source} would become {width}x{height} = {width * height:,} pixels")
-        sizes.append(size)
+        inputs.append((size, input_config(source, engine)))
     if too_large:
         raise UsageError(f"{'; '.join(too_large[:3])}{' and more' if len(too_large) > 3 else ''}: more than "
                          f"max_output_pixels ({max_output_pixels:,}). Raise it (--max_output_pixels N, up to "
                          "1000000000) or lift it (--allow-large) if this machine has the memory and the time, or "
                          "enlarge less (--scale_times) or a crop of the photo")
-    if sizes:
-        guess = estimate(sizes, engine)
+    if inputs:
+        guess = estimate(inputs)
         log.info("estimated time on %s: about %s (training up to %s, enlarging %s)", guess.device,
                  _duration(guess.total_s), _duration(guess.training_s), _duration(guess.enlarging_s))
 
@@ -196,7 +209,7 @@ def enlarge(source: Path, engine: EngineConfig, progress: ProgressBar, keep_gps:
         photo = load_image(source)
         image, icc = with_profile(photo)
         # A JPEG's own tables make the training sons (sons_jpeg) and choose the photo prior (warm_start auto).
-        jpeg = JpegProfile.read(source.read_bytes()) if source.suffix.lower() in (".jpg", ".jpeg") else None
+        jpeg = JpegProfile.read(source.read_bytes()) if is_jpeg(source) else None
         exif = photo.info.get("exif")
         return Enlarged(image, super_resolve(image, engine, jpeg=jpeg, on_step=progress), icc,
                         exif if keep_gps else without_gps(exif))

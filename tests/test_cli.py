@@ -88,7 +88,7 @@ def fake_engine(monkeypatch):
         return SRResult(image.resize((image.width * 2, image.height * 2)), 1, (1,), 0.0, "cpu", False)
 
     monkeypatch.setattr(batch, "super_resolve", fake_super_resolve)
-    monkeypatch.setattr(batch, "estimate", lambda sizes, config: Estimate(60.0, 30.0, "cpu (fake)"))
+    monkeypatch.setattr(batch, "estimate", lambda inputs: Estimate(60.0, 30.0, "cpu (fake)"))
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)
     return seen
 
@@ -486,3 +486,34 @@ def test_the_guard_counts_the_upright_size_and_the_steps_scales(make_image, tmp_
     engine = load_settings().engine
     assert batch.output_size((20, 30), engine) == (160, 240)
     assert batch.output_size((20, 30), engine.replace(scale_times=2)) == (80, 120)
+
+
+def test_the_estimate_follows_each_inputs_profile(make_image, monkeypatch, tmp_path):
+    from app.config import load_settings
+
+    seen = []
+    monkeypatch.setattr(batch, "estimate", lambda inputs: seen.extend(inputs) or Estimate(1.0, 1.0, "cpu"))
+    for name in ("a.jpg", "b.png"):
+        make_image(30, 20).save(tmp_path / name)
+    engine = load_settings().engine
+    batch.check_sizes([tmp_path / "a.jpg", tmp_path / "b.png"], engine, None)
+    (jpeg_size, jpeg), (png_size, png) = seen
+    assert jpeg_size == png_size == (30, 20)
+    assert jpeg == engine.with_profile("photo") and png == engine.with_profile("lossless")
+
+
+def test_the_estimate_counts_the_ensemble_and_the_learning(monkeypatch):
+    from app.config import load_settings
+    from app.engine import estimate as estimates
+
+    timed = []
+    monkeypatch.setattr(estimates, "_time_network", lambda config, device: timed.append(config) or (1e-6, 0.01))
+    engine = load_settings(overrides={k.lstrip("-"): cli.parse_value(v) for k, v in zip(TINY[::2], TINY[1::2])}).engine
+    engine = engine.replace(profiles=None, scale_times=2, self_ensemble=True, ensemble_steps=None, num_epochs=100)
+    every = estimates.estimate([((40, 30), engine), ((40, 30), engine.replace(ensemble_steps=1))])
+    assert len(timed) == 1  # one design, timed once
+    # Step 1 makes 80x60 pixels, step 2 160x120: 8 passes of each, then 8 of the first and one of the second.
+    assert every.enlarging_s == pytest.approx(1e-6 * (8 * 4800 + 8 * 19200 + 8 * 4800 + 19200))
+    assert every.training_s == pytest.approx(2 * 2 * 100 * 0.01)
+    assert estimates.estimate([((40, 30), engine.replace(test_time_learning=False))]).training_s == 0.0
+    assert estimates.estimate([((40, 30), engine.replace(time_budget_s=0.5))]).training_s == 0.5

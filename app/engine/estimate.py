@@ -15,6 +15,8 @@ from app.engine.warm_start import file_arch
 
 # The timing's input side: large enough that the convolutions, not the call overhead, dominate.
 _PROBE_SIDE = 192
+# What makes two networks cost the same.
+_DESIGN_KEYS = ("in_channels", "model_width", "model_depth", "model_kernel_size", "model_fold")
 
 
 @dataclass(frozen=True)
@@ -31,23 +33,27 @@ class Estimate:
         return self.training_s + self.enlarging_s
 
 
-def estimate(sizes: list[tuple[int, int]], config: EngineConfig) -> Estimate:
-    """The time to enlarge images of `sizes` (width, height) with `config` on its device, from timing the network
-    (the warm start's design where one is named) on a small input: one training iteration and one forward pass.
+def estimate(inputs: list[tuple[tuple[int, int], EngineConfig]]) -> Estimate:
+    """The time to enlarge `inputs`, each an image's (width, height) and the config it runs with (its input
+    profile's), on the configs' device, from timing each network design once on a small input: one training
+    iteration and one forward pass.
 
     Back-projection, the sons' making and the self-check are left out: they are small beside the network's work."""
-    device = select_device(config.device)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    net = ZSSRNet(_design(config)).to(device=device, memory_format=memory_format)
-    forward_s = _per_pixel_forward(net, config.in_channels, device, memory_format)
-    iteration_s = _training_iteration(net, config, device, memory_format)
-    steps = len(config.steps)
+    if not inputs:
+        return Estimate(0.0, 0.0, "-")
+    device = select_device(inputs[0][1].device)
+    if inputs[0][1].num_threads:
+        torch.set_num_threads(inputs[0][1].num_threads)
+    timings: dict[tuple, tuple[float, float]] = {}
     training_s = 0.0
     enlarging_s = 0.0
-    for width, height in sizes:
-        training = steps * config.num_epochs * iteration_s
+    for (width, height), config in inputs:
+        design = _design(config)
+        key = (*(getattr(design, k) for k in _DESIGN_KEYS), config.crop_size, config.batch_size, config.channels_last)
+        if key not in timings:
+            timings[key] = _time_network(design, device)
+        forward_s, iteration_s = timings[key]
+        training = len(config.steps) * config.num_epochs * iteration_s if config.test_time_learning else 0.0
         if config.time_budget_s is not None:
             training = min(training, config.time_budget_s)
         training_s += training
@@ -55,6 +61,14 @@ def estimate(sizes: list[tuple[int, int]], config: EngineConfig) -> Estimate:
             ensembled = config.self_ensemble and (config.ensemble_steps is None or step <= config.ensemble_steps)
             enlarging_s += width * height * sy * sx * (8 if ensembled else 1) * forward_s
     return Estimate(training_s, enlarging_s, describe(device))
+
+
+def _time_network(config: EngineConfig, device: torch.device) -> tuple[float, float]:
+    """Seconds of one forward pass per output pixel, and of one training iteration, of `config`'s network."""
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    net = ZSSRNet(config).to(device=device, memory_format=memory_format)
+    return (_per_pixel_forward(net, config.in_channels, device, memory_format),
+            _training_iteration(net, config, device, memory_format))
 
 
 def _design(config: EngineConfig) -> EngineConfig:
