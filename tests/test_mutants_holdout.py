@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.engine.holdout import HeldOut, Judgement, judge
+from app.engine.holdout import MIN_STRIP, HeldOut, Judgement, judge
 from app.engine.pairs import make_downscale
 
 
@@ -58,3 +58,12 @@ def test_the_report_is_rounded_to_a_thousandth_of_a_db():
     judgement = Judgement(1, 30.12345, 29.98765)
     assert judgement.describe() == {"step": 1, "adapted_db": 30.123, "warm_start_db": 29.988, "gain_db": 0.136,
                                     "kept": True}
+
+
+def test_a_strip_may_run_along_a_side_exactly_min_strip_long():
+    # 24 px wide: too narrow to spare a strip across, but a strip along it (top or bottom) is long enough.
+    image = torch.rand(1, 3, 80, MIN_STRIP, generator=torch.Generator().manual_seed(5))
+    held_out = HeldOut.split(image)
+    assert held_out is not None and held_out.edge in ("top", "bottom")
+    assert held_out.strip.shape[-2:] == (MIN_STRIP, MIN_STRIP)
+    assert HeldOut.split(image[..., :MIN_STRIP - 1]) is None

@@ -49,6 +49,7 @@ def test_a_request_takes_one_gradual_2x_step_per_doubling(scale, steps):
     ((600, 300), 300, (300, 150)),
     ((1000, 3), 512, (512, 2)),  # a side never rounds to nothing
     ((3, 2000), 100, (1, 100)),
+    ((2000, 3), 512, (512, 1)),
     ((301, 200), 300, (300, 199)),
 ])
 def test_a_large_photo_is_learned_from_downscaled_to_the_longest_side_allowed(size, train_max_side, train_size):
