@@ -182,3 +182,26 @@ def test_readiness_and_metrics_report_every_worker():
         assert value(scrape(client), "zssr_workers") == 3
     finally:
         close_app(app)
+
+
+class DurationsOnly:
+    """Stands in for a Redis connection that holds only the queue's recent job times (no server needed)."""
+
+    def __init__(self, seconds: list[float]):
+        self.seconds = seconds
+
+    def register_script(self, source):
+        return None
+
+    def lrange(self, key, start, end):
+        return [str(s).encode() for s in self.seconds] if key.endswith("durations") else []
+
+
+@pytest.mark.parametrize("workers, expected", [(1, 60), (2, 30), (3, 20), (7, 9), (0, 60)])
+def test_the_redis_store_shares_the_mean_job_time_among_its_live_workers_too(workers, expected):
+    from app.jobs.redis_store import JobStore
+
+    store = JobStore(DurationsOnly([30.0, 90.0]), ServiceConfig())
+    assert store.retry_after_s(workers, fallback_s=10.0) == expected  # no live worker counts as one
+    assert JobStore(DurationsOnly([]), ServiceConfig()).retry_after_s(4, fallback_s=10.0) == 3
+    assert JobStore(DurationsOnly([5000.0]), ServiceConfig()).retry_after_s(2, fallback_s=10.0) == 600
