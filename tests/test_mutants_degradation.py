@@ -100,3 +100,23 @@ def test_the_recurrence_estimate_reads_a_known_blur_and_keeps_blurs_in_order(sma
     assert estimate.kernel().shape[0] == 2 * math.ceil(4 * estimate.sigma) + 1
     assert estimate.kernel().sum() == pytest.approx(1.0)
 
+
+
+def test_the_blur_reading_decides_a_blurry_photo_at_the_threshold_itself():
+    source = photo()
+    reading = read_blur(source)
+    at = SonDegradation.plan(EngineConfig(blurry_photo_std=reading), source, None)
+    assert at.blur_std == pytest.approx(reading) and at.blurry
+    assert at.describe()["blur_std"] == round(reading, 2) and at.describe()["blurry"] is True
+    above = SonDegradation.plan(EngineConfig(blurry_photo_std=reading + 0.01), source, None)
+    assert above.blur_std == pytest.approx(reading) and not above.blurry
+
+
+def test_the_blur_is_read_only_for_bicubic_sons_and_when_asked():
+    source = photo()
+    assert SonDegradation.plan(EngineConfig(blurry_photo_std=None), source, None).blur_std is None
+    given = SonDegradation.plan(EngineConfig(blurry_photo_std=0.1, kernel="k.npy"), source, None)
+    estimated = SonDegradation.plan(EngineConfig(blurry_photo_std=0.1, estimate_kernel=True), source, None)
+    for planned in (given, estimated):
+        assert planned.blur_std is None and not planned.blurry
+        assert planned.describe()["blur_std"] is None

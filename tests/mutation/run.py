@@ -40,7 +40,7 @@ TESTS = {
     "app/jobs/output.py": ["tests/test_output.py", "tests/web/test_output_formats.py"],
     "app/config.py": ["tests/test_config.py", "tests/test_mutants_config.py"],
     "app/engine/degradation.py": ["tests/test_degradation.py", "tests/test_noise_estimate.py",
-                                  "tests/test_blurry_photo.py", "tests/test_mutants_degradation.py"],
+                                  "tests/test_mutants_degradation.py"],
     # Thread-free tests only where they suffice: under mutmut's stats pass a loaded machine made the job runner's
     # first warm-up outlast test_jobs.py's 5 s waits. test_workers.py goes first and pays that warm-up with 30 s.
     "app/jobs/memory.py": ["tests/web/test_workers.py", "tests/web/test_jobs.py", "tests/web/test_mutants_memory.py"],
@@ -61,6 +61,7 @@ DESELECTED = {
     "app/engine/degradation.py": [
         # tests/test_mutants_degradation.py: the same estimates and their order on 64 px photos of a smaller scene
         "tests/test_degradation.py::test_kernel_estimate_finds_the_blur_of_a_photo_made_small_with_a_known_kernel",
+        "tests/test_degradation.py::test_kernel_estimate_prefers_the_true_kernel_to_its_neighbours",
     ],
 }
 
