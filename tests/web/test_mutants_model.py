@@ -105,3 +105,19 @@ def test_a_results_size_is_both_its_images():
     output = work(request, None, Tracker(), lambda: False)
     assert isinstance(output, JobOutput) and output.nbytes == 246
     assert JobOutput(output.result, b"a" * 5, b"b" * 9).nbytes == 14
+
+
+def test_a_box_grows_within_a_photo_wider_than_it_is_tall():
+    assert Box(50, 5, 10, 10).grown(20, (100, 30)) == Box(30, 0, 50, 30)
+    assert Box(5, 50, 10, 10).grown(20, (30, 100)) == Box(0, 30, 30, 50)
+
+
+def test_a_request_keeps_the_crops_context_only_where_the_photo_has_some():
+    photo = noise_photo(60, 40)
+    job = JobRequest.from_photo(photo, Box(10, 10, 16, 16), train_max_side=64, context_px=4)
+    assert job.context == Box(6, 6, 24, 24) == job.enlarged and job.crop == Box(10, 10, 16, 16)
+    assert job.crop_image.tobytes() == photo.crop((6, 6, 30, 30)).tobytes()
+    whole = JobRequest.from_photo(photo, Box(0, 0, 60, 40), train_max_side=64, context_px=4)
+    assert whole.context is None and whole.enlarged == whole.crop
+    plain = JobRequest.from_photo(photo, Box(10, 10, 16, 16), train_max_side=64)
+    assert plain.context is None and plain.crop_image.size == (16, 16)
