@@ -217,9 +217,11 @@ class EngineConfig:
     channels_last: bool = option(True, "NHWC memory format (faster convolutions on CPU and GPU)")
     compile: bool = option(False, "torch.compile the network (falls back to eager when no compiler works)")
     mixed_precision: bool = option(False, "bfloat16/float16 autocast on CUDA (ignored on CPU)")
-    warm_start: str | None = option(None, "initial network weights (.pt); auto: the input chooses between "
-                                          "photo_warm_start (a JPEG without a given kernel) and clean_warm_start "
-                                          "(a lossless image, or a given kernel); null: from scratch")
+    warm_start: str | None = option(None, "initial network weights (.pt), which each input profile may name "
+                                          "for its own; auto (a config without profiles): the input chooses "
+                                          "between photo_warm_start (a JPEG without a given kernel), "
+                                          "blurry_warm_start and clean_warm_start (a lossless image, or a given "
+                                          "kernel); null: from scratch")
     photo_warm_start: str | None = option(None, "with warm_start auto: the weights for JPEG inputs (pre-trained "
                                                 "on photo degradations: blur, noise, JPEG)")
     clean_warm_start: str | None = option(None, "with warm_start auto: the weights for lossless inputs and for a "
