@@ -50,7 +50,7 @@ TESTS = {
     "app/engine/warm_start.py": ["tests/test_warm_start.py", "tests/test_preflight.py", "tests/test_learning_check.py",
                                  "tests/test_cli_camera.py", "tests/test_mutants_warm_start.py"],
     "app/engine/image_io.py": ["tests/test_image_io.py"],
-    "app/engine/checks.py": ["tests/test_preflight.py", "tests/test_learning_check.py"],
+    "app/engine/checks.py": ["tests/test_preflight.py", "tests/test_learning_check.py", "tests/test_mutants_checks.py"],
     "app/web/errors.py": ["tests/web/test_errors.py"],
     "app/web/hooks.py": ["tests/web/test_hooks.py"],
 }
