@@ -67,8 +67,23 @@ def test_loading_fills_the_network_and_refuses_another_scale_naming_both(weights
     with pytest.raises(ConfigError, match=r"x2 steps, but scale_factor is 3") as caught:
         load_weights(ZSSRNet(TINY), weights, 3.0, "photo_warm_start")
     assert caught.value.key == "photo_warm_start"
-    with pytest.raises(ConfigError, match="model_width=8, config has 16"):
+    with pytest.raises(ConfigError, match="model_width=8, config has 16") as caught:
         load_weights(ZSSRNet(TINY.replace(model_width=16)), weights)
+    assert caught.value.key == "warm_start"
+    with pytest.raises(ConfigError) as caught:
+        load_weights(ZSSRNet(TINY), weights.with_name("none.pt"), key="later_warm_start")
+    assert caught.value.key == "later_warm_start"
+
+
+def test_a_network_that_does_not_record_its_design_is_loaded_by_its_parameters_alone(weights):
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = ZSSRNet(TINY).layers
+
+    plain = Plain()
+    load_weights(plain, weights, 2.0)
+    assert torch.equal(plain.layers[0].weight, read_checkpoint(weights)["state_dict"]["layers.0.weight"])
 
 
 @pytest.mark.parametrize("warm_start, weights_file, reason", [(None, None, "the config (from scratch)"),
