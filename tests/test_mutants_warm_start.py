@@ -102,3 +102,12 @@ def test_a_jpeg_not_said_to_be_blurry_starts_from_the_photo_weights():
     assert choose_warm_start(config, False, True) == WarmStart("clean.pt", "a lossless input")
     assert choose_warm_start(config.replace(blurry_warm_start=None), True, True) == \
         WarmStart("photo.pt", "a JPEG input")
+
+
+def test_weights_unlike_their_recorded_design_do_not_fit_and_say_so(weights, tmp_path):
+    checkpoint = read_checkpoint(weights)
+    mislabelled = tmp_path / "mislabelled.pt"
+    torch.save({**checkpoint, "arch": {**checkpoint["arch"], "model_width": 16}}, mislabelled)
+    with pytest.raises(ConfigError, match=r"mislabelled.pt does not fit this network \(.*'model_width': 16") as caught:
+        load_weights(ZSSRNet(TINY.replace(model_width=16)), mislabelled, key="clean_warm_start")
+    assert caught.value.key == "clean_warm_start"
