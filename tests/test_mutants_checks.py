@@ -33,6 +33,9 @@ def test_the_kernel_is_read_from_its_file(tmp_path):
     read = config_kernel(TINY.replace(kernel=str(tmp_path / "k.npy")))
     assert np.allclose(read, kernel)
     assert config_kernel(TINY) is None
+    with pytest.raises(ConfigError) as caught:
+        config_kernel(TINY.replace(kernel=str(tmp_path / "k.npy"), scale_factor=1.5))
+    assert caught.value.key == "kernel" and caught.value.message == "a blur kernel needs an integer scale_factor"
 
 
 def test_a_refused_weights_file_is_named_in_the_message(files):
