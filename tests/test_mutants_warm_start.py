@@ -111,3 +111,21 @@ def test_weights_unlike_their_recorded_design_do_not_fit_and_say_so(weights, tmp
     with pytest.raises(ConfigError, match=r"mislabelled.pt does not fit this network \(.*'model_width': 16") as caught:
         load_weights(ZSSRNet(TINY.replace(model_width=16)), mislabelled, key="clean_warm_start")
     assert caught.value.key == "clean_warm_start"
+
+
+class Payload:
+    """Something a pickle could bring along with weights: unpickling it would run code of the file's choosing."""
+
+
+def test_a_file_that_would_unpickle_arbitrary_objects_is_refused(weights, tmp_path):
+    hostile = tmp_path / "hostile.pt"
+    torch.save({**read_checkpoint(weights), "extra": Payload()}, hostile)
+    with pytest.raises(ConfigError, match="cannot read weights from .*hostile.pt: UnpicklingError") as caught:
+        read_checkpoint(hostile, "photo_warm_start")
+    assert caught.value.key == "photo_warm_start"
+
+
+def test_why_a_file_cannot_be_read_is_in_the_message(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        read_checkpoint(tmp_path / "none.pt")
+    assert caught.value.message.startswith(f"cannot read weights from {tmp_path / 'none.pt'}: FileNotFoundError: ")
