@@ -11,8 +11,8 @@ import torch
 
 from app.engine.blur_net import MIN_SIDE, read_blur
 from app.engine.config import EngineConfig
-from app.engine.degradation import (KERNEL_SIGMAS, SonDegradation, estimate_kernel, estimate_noise, jpeg_compress,
-                                    read_kernel)
+from app.engine.degradation import (KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _patches, estimate_kernel,
+                                    estimate_noise, jpeg_compress, read_kernel)
 from app.engine.jpeg import JpegProfile
 from tests.conftest import pattern
 from tests.test_degradation import dead_leaves, photo_of
@@ -120,3 +120,24 @@ def test_the_blur_is_read_only_for_bicubic_sons_and_when_asked():
     for planned in (given, estimated):
         assert planned.blur_std is None and not planned.blurry
         assert planned.describe()["blur_std"] is None
+
+
+def test_the_patches_compared_are_the_lumas():
+    # Texture in green alone: luma sees it (0.587 of it), the red plane would not.
+    image = torch.full((1, 3, 20, 20), 0.5, dtype=torch.float64)
+    image[:, 1] = torch.rand(20, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    patches = _patches(image)
+    assert patches.shape == (16 * 16, PATCH_SIDE ** 2)
+    expected = _patches(0.587 * image[:, 1:2])
+    torch.testing.assert_close(patches, expected, rtol=0, atol=1e-5)
+
+
+def test_a_jpegs_kernel_is_searched_with_sons_compressed_as_the_photo_was():
+    source = photo()
+    config = EngineConfig(estimate_kernel=True, kernel_estimator="recurrence", sons_jpeg=True)
+    compressed = SonDegradation.plan(config, source, JpegProfile.standard(20)).kernel
+    clean = SonDegradation.plan(config, source, None).kernel
+    assert compressed.distance != pytest.approx(clean.distance, rel=1e-6)
+    # sons_jpeg off: the photo's tables are not used, for the kernel either.
+    off = SonDegradation.plan(config.replace(sons_jpeg=False), source, JpegProfile.standard(20)).kernel
+    assert off == clean
