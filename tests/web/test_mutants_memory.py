@@ -46,3 +46,19 @@ def test_a_closed_runner_refuses_new_jobs_saying_why(make_backend):
     with pytest.raises(QueueFullError, match="shutting down"):
         backend.submit(request())
     assert backend.health().detail == "closed"
+
+
+def test_a_full_queue_says_how_many_jobs_it_holds(make_backend):
+    backend, work, _ = make_backend(1, queue_size=2)
+    backend.submit(request())
+    backend.submit(request())
+    with pytest.raises(QueueFullError, match=r"^the queue is full \(2 jobs\); try again shortly$"):
+        backend.submit(request())
+
+
+def test_a_cap_of_two_lets_a_client_have_two_jobs(make_backend):
+    backend, work, _ = make_backend(1, queue_size=8, max_jobs_per_client=2)
+    backend.submit(request("a"))
+    backend.submit(request("a"))
+    with pytest.raises(TooManyJobsError, match="2 jobs"):
+        backend.submit(request("a"))
