@@ -11,8 +11,8 @@ import torch
 
 from app.engine.blur_net import MIN_SIDE, read_blur
 from app.engine.config import EngineConfig
-from app.engine.degradation import (KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _patches, estimate_kernel,
-                                    estimate_noise, jpeg_compress, read_kernel)
+from app.engine.degradation import (KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _nearest_distance, _patches,
+                                    estimate_kernel, estimate_noise, jpeg_compress, read_kernel)
 from app.engine.jpeg import JpegProfile
 from tests.conftest import pattern
 from tests.test_degradation import dead_leaves, photo_of
@@ -141,3 +141,12 @@ def test_a_jpegs_kernel_is_searched_with_sons_compressed_as_the_photo_was():
     # sons_jpeg off: the photo's tables are not used, for the kernel either.
     off = SonDegradation.plan(config.replace(sons_jpeg=False), source, JpegProfile.standard(20)).kernel
     assert off == clean
+
+
+def test_the_nearest_distance_is_the_mean_squared_distance_to_the_closest_patch():
+    generator = torch.Generator().manual_seed(3)
+    patches = torch.rand(50, PATCH_SIDE ** 2, generator=generator)
+    assert _nearest_distance(patches, patches) == 0.0  # every patch finds itself
+    queries = torch.rand(300, PATCH_SIDE ** 2, generator=generator)  # more than one chunk of 256
+    expected = torch.cdist(queries, patches).min(dim=1).values.square().mean()
+    assert _nearest_distance(queries, patches) == pytest.approx(float(expected), rel=1e-5)
