@@ -146,7 +146,7 @@ def test_a_jpegs_kernel_is_searched_with_sons_compressed_as_the_photo_was():
 def test_the_nearest_distance_is_the_mean_squared_distance_to_the_closest_patch():
     generator = torch.Generator().manual_seed(3)
     patches = torch.rand(50, PATCH_SIDE ** 2, generator=generator)
-    assert _nearest_distance(patches, patches) == 0.0  # every patch finds itself
+    assert _nearest_distance(patches, patches) == pytest.approx(0.0, abs=1e-5)  # every patch finds itself
     queries = torch.rand(300, PATCH_SIDE ** 2, generator=generator)  # more than one chunk of 256
     expected = torch.cdist(queries, patches).min(dim=1).values.square().mean()
     assert _nearest_distance(queries, patches) == pytest.approx(float(expected), rel=1e-5)
