@@ -3,6 +3,8 @@ is kept whatever its size, anonymous clients are not capped, and a closed runner
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from app.errors import QueueFullError, TooManyJobsError, UnknownJobError
@@ -62,3 +64,14 @@ def test_a_cap_of_two_lets_a_client_have_two_jobs(make_backend):
     backend.submit(request("a"))
     with pytest.raises(TooManyJobsError, match="2 jobs"):
         backend.submit(request("a"))
+
+
+def test_each_queued_job_is_logged_with_its_photo_crop_and_place(make_backend, caplog):
+    backend, work, _ = make_backend(1, queue_size=4)
+    with caplog.at_level(logging.INFO, logger="app.jobs.memory"):
+        first = backend.submit(request())
+        second = backend.submit(request())
+    lines = [r.getMessage() for r in caplog.records if "queued" in r.getMessage()]
+    assert lines[0] == f"job {first.id} queued: photo 40x30, crop 16x16 at (0, 0), position {first.queue_position}"
+    assert lines[1] == f"job {second.id} queued: photo 40x30, crop 16x16 at (0, 0), position {second.queue_position}"
+    assert second.queue_position >= 1
