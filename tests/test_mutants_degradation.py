@@ -150,3 +150,13 @@ def test_the_nearest_distance_is_the_mean_squared_distance_to_the_closest_patch(
     queries = torch.rand(300, PATCH_SIDE ** 2, generator=generator)  # more than one chunk of 256
     expected = torch.cdist(queries, patches).min(dim=1).values.square().mean()
     assert _nearest_distance(queries, patches) == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("scale, side", [(2.0, 20), (3.0, 30)])
+def test_a_photo_just_large_enough_for_its_sons_patches_is_searched(scale, side):
+    # A son of a side of 2 * scale * PATCH_SIDE still holds patches; a pixel less and bicubic is taken unsearched.
+    image = photo(side, 40)
+    searched = estimate_kernel(image, scale)
+    assert math.isfinite(searched.distance)
+    unsearched = estimate_kernel(image[..., :side - 1, :], scale)
+    assert unsearched.sigma is None and math.isnan(unsearched.distance)

@@ -45,7 +45,7 @@ def test_without_a_cap_a_client_may_fill_the_queue(make_backend):
 def test_a_closed_runner_refuses_new_jobs_saying_why(make_backend):
     backend, _, _ = make_backend(1)
     backend.close()
-    with pytest.raises(QueueFullError, match="shutting down"):
+    with pytest.raises(QueueFullError, match="^the job runner is shutting down$"):
         backend.submit(request())
     assert backend.health().detail == "closed"
 
