@@ -11,8 +11,8 @@ import torch
 
 from app.engine.blur_net import MIN_SIDE, read_blur
 from app.engine.config import EngineConfig
-from app.engine.degradation import (KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _nearest_distance, _patches,
-                                    estimate_kernel, estimate_noise, jpeg_compress, read_kernel)
+from app.engine.degradation import (COARSE_SIGMAS, KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _nearest_distance,
+                                    _patches, estimate_kernel, estimate_noise, jpeg_compress, read_kernel)
 from app.engine.jpeg import JpegProfile
 from tests.conftest import pattern
 from tests.test_degradation import dead_leaves, photo_of
@@ -160,3 +160,31 @@ def test_a_photo_just_large_enough_for_its_sons_patches_is_searched(scale, side)
     assert math.isfinite(searched.distance)
     unsearched = estimate_kernel(image[..., :side - 1, :], scale)
     assert unsearched.sigma is None and math.isnan(unsearched.distance)
+
+
+def test_the_kernel_search_tries_the_coarse_grid_then_both_fine_steps_beside_its_best(small_scene, monkeypatch):
+    import app.engine.degradation as degradation
+
+    tried = []
+    real = degradation.son_kernel
+
+    def recording(sigma):
+        tried.append(sigma)
+        return real(sigma)
+
+    monkeypatch.setattr(degradation, "son_kernel", recording)
+    chosen = estimate_kernel(photo_of(small_scene, 5.0), 2.0)
+    coarse = [None, *COARSE_SIGMAS]
+    assert tried[:len(coarse)] == coarse
+    below, above = tried[len(coarse):]
+    best_coarse = round(below + 0.05, 2)
+    assert best_coarse in COARSE_SIGMAS and above == round(best_coarse + 0.05, 2)
+    assert chosen.sigma in (below, best_coarse, above)
+
+
+def test_the_kernel_estimate_is_the_same_on_every_run_noise_and_all():
+    image = photo(96, 128)  # more textured patches than queries: a draw picks which
+    first = estimate_kernel(image, 2.0, noise_std=0.02)
+    torch.manual_seed(123)  # whatever the global generator holds
+    second = estimate_kernel(image, 2.0, noise_std=0.02)
+    assert first == second
