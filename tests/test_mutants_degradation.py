@@ -11,8 +11,9 @@ import torch
 
 from app.engine.blur_net import MIN_SIDE, read_blur
 from app.engine.config import EngineConfig
-from app.engine.degradation import (COARSE_SIGMAS, KERNEL_SIGMAS, PATCH_SIDE, SonDegradation, _nearest_distance,
-                                    _patches, estimate_kernel, estimate_noise, jpeg_compress, read_kernel)
+from app.engine.degradation import (COARSE_SIGMAS, KERNEL_SIGMAS, PATCH_SIDE, KernelEstimate, SonDegradation,
+                                    _nearest_distance, _patches, blur_downscale, estimate_kernel, estimate_noise,
+                                    gaussian_kernel, jpeg_compress, read_kernel, son_kernel)
 from app.engine.jpeg import JpegProfile
 from tests.conftest import pattern
 from tests.test_degradation import dead_leaves, photo_of
@@ -188,3 +189,20 @@ def test_the_kernel_estimate_is_the_same_on_every_run_noise_and_all():
     torch.manual_seed(123)  # whatever the global generator holds
     second = estimate_kernel(image, 2.0, noise_std=0.02)
     assert first == second
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 1.15, 2.0])
+def test_a_son_kernel_reaches_out_four_sigma_and_sums_to_one(sigma):
+    kernel = son_kernel(sigma)
+    assert kernel.shape == (2 * math.ceil(4 * sigma) + 1,) * 2
+    assert kernel.sum() == pytest.approx(1.0)
+    assert KernelEstimate(sigma, 0.0).describe() == {"kind": "gaussian", "sigma": sigma, "size": kernel.shape[0]}
+    assert son_kernel(None) is None
+
+
+def test_blurring_keeps_a_flat_image_flat_to_its_borders_in_the_images_own_dtype():
+    flat = torch.full((2, 3, 20, 18), 0.7, dtype=torch.float32)
+    kernels = torch.from_numpy(np.stack([gaussian_kernel(1.5, 1.5, 0.0, 2, 13), gaussian_kernel(0.8, 2.0, 0.5, 2, 13)]))
+    out = blur_downscale(flat, kernels, 2)
+    assert out.shape == (2, 3, 10, 9) and out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.full_like(out, 0.7), rtol=0, atol=1e-5)
