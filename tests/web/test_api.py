@@ -113,9 +113,8 @@ def test_upscale_reports_a_forced_profile_and_runs_its_settings(make_app):
     client = make_app(profile="lossless").test_client()
     body = upload(client, data=jpeg_bytes(40, 32, quality=85)).get_json()
     assert body["profile"] == {"name": "lossless", "chosen_by": "the config"}
-    # config.json's lossless profile: its sons are neither compressed nor given the photo's measured noise.
-    assert body["degradation"]["jpeg"] is None and body["degradation"]["noise_estimated"] is False
-    assert body["learning_share"] == 1.0
+    # config.json's lossless profile: its sons are not compressed with the photo's tables, and no blur is read.
+    assert body["degradation"]["jpeg"] is None and body["degradation"]["blur_std"] is None
 
 
 @pytest.mark.parametrize("overrides, ensembled", [({}, 1), ({"ensemble_steps": 2}, 2),
