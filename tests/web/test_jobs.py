@@ -75,7 +75,7 @@ def test_jobs_run_in_order_with_queue_positions(make_backend):
     work = FakeWork()
     backend = make_backend(work, queue_size=3)
     first, second, third = (backend.submit(request()) for _ in range(3))
-    assert work.started.acquire(timeout=5)
+    assert work.started.acquire(timeout=30)
     assert backend.status(first.id).state is JobState.RUNNING
     assert backend.status(first.id).queue_position == 0
     assert [backend.status(j.id).queue_position for j in (second, third)] == [1, 2]
@@ -101,7 +101,7 @@ def test_cancel_queued_job_at_once_and_running_job_at_its_next_check(make_backen
     work = FakeWork()
     backend = make_backend(work, queue_size=4)
     running, queued = backend.submit(request()), backend.submit(request())
-    assert work.started.acquire(timeout=5)
+    assert work.started.acquire(timeout=30)
     assert backend.cancel(queued.id).state is JobState.CANCELLED
     status = backend.cancel(running.id)
     assert status.state is JobState.RUNNING and status.cancel_requested
@@ -182,7 +182,7 @@ def test_health_and_close(make_backend):
     health = backend.health()
     assert health.alive and health.workers == 2 and health.device.startswith("cpu")
     jobs = [backend.submit(request()) for _ in range(3)]
-    assert work.started.acquire(timeout=5) and work.started.acquire(timeout=5)
+    assert work.started.acquire(timeout=30) and work.started.acquire(timeout=30)
     backend.close()
     assert not backend.health().alive
     assert {backend.status(j.id).state for j in jobs} == {JobState.CANCELLED}
