@@ -54,10 +54,12 @@ def test_the_committed_floors_cover_every_slice():
 
 
 def test_changes_reach_one_profile_or_pin_over_all():
-    settings = with_changes(load_settings(), {"profiles.kernel_given.learning_share": 0.7, "lr": 1e-3})
+    shipped = load_settings().engine
+    settings = with_changes(load_settings(), {"profiles.kernel_given.learning_share": 0.5, "lr": 1e-3})
     engine = settings.engine
-    assert engine.with_profile("kernel_given").learning_share == 0.7
-    assert engine.with_profile("lossless").learning_share == 1.0
+    assert engine.with_profile("kernel_given").learning_share == 0.5
+    for name in ("photo", "lossless", "kernel_estimated"):  # the other profiles keep their own
+        assert engine.with_profile(name).learning_share == shipped.with_profile(name).learning_share, name
     assert all(engine.with_profile(name).lr == 1e-3 for name in engine.profiles)
     with pytest.raises(ConfigError, match="no profile"):
         with_changes(load_settings(), {"profiles.nothing.lr": 1e-3})
