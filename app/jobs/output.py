@@ -94,14 +94,22 @@ def _cmyk_to_srgb(image: Image.Image, icc: bytes) -> Image.Image | None:
         return None
 
 
-def exif_for(exif: bytes | None, size: tuple[int, int]) -> bytes | None:
-    """The photo's EXIF for a result of `size`: upright, its dimensions, no thumbnail; None if unreadable."""
+def _read_exif(exif: bytes | None) -> Image.Exif | None:
+    """The EXIF block parsed; None when there is none or Pillow cannot read it."""
     if not exif:
         return None
     data = Image.Exif()
     try:
         data.load(exif)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return data
+
+
+def exif_for(exif: bytes | None, size: tuple[int, int]) -> bytes | None:
+    """The photo's EXIF for a result of `size`: upright, its dimensions, no thumbnail; None if unreadable."""
+    data = _read_exif(exif)
+    if data is None:
         return None
     if _ORIENTATION in data:
         data[_ORIENTATION] = 1
@@ -122,10 +130,8 @@ def without_gps(exif: bytes | None) -> bytes | None:
     """`exif` without its GPS IFD (where the photo was taken), everything else as it was; None if unreadable."""
     if not exif:
         return exif
-    data = Image.Exif()
-    try:
-        data.load(exif)
-    except (OSError, SyntaxError, ValueError, KeyError, TypeError, IndexError):
+    data = _read_exif(exif)
+    if data is None:
         return None
     if ExifTags.IFD.GPSInfo not in data:
         return exif
