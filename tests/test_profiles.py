@@ -17,7 +17,7 @@ from app.engine.checks import preflight
 from app.engine.config import EngineConfig
 from app.engine.jpeg import JpegProfile
 from app.engine.network import ZSSRNet
-from app.engine.profiles import NO_PROFILE, choose_profile
+from app.engine.profiles import NO_PROFILE, ProfileChoice, choose_profile
 from app.engine.warm_start import save_weights
 from app.errors import ConfigError
 from tests.conftest import pattern
@@ -71,6 +71,15 @@ def test_a_kind_without_its_profile_runs_as_lossless():
     config = EngineConfig(profiles={"lossless": {"learning_share": 0.5}})
     choice = choose_profile(config, True, never)
     assert choice.name == "lossless" and "no photo profile" in choice.reason
+
+
+def test_a_kind_with_neither_its_profile_nor_lossless_runs_with_the_configs_own_keys(tiny_config):
+    config = tiny_config.replace(learning_share=0.9, profiles={"photo": {"learning_share": 0.3}})
+    choice = choose_profile(config, False, never)
+    assert choice == ProfileChoice(None, "a lossless input, with no lossless profile")
+    result = super_resolve(Image.fromarray(pattern(24, 24)), config)
+    assert result.profile == {"name": None, "chosen_by": "a lossless input, with no lossless profile"}
+    assert result.learning_share == 0.9
 
 
 @pytest.mark.parametrize("profiles, key", [

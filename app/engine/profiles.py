@@ -45,7 +45,8 @@ def choose_profile(config: EngineConfig, jpeg: bool, blurry: Callable[[EngineCon
 
     The order is what the sons must be true to: a given kernel, then a kernel to estimate (either is the input's
     own blur, whatever its file), then the file's kind. A kind with no profile of its own runs as `lossless`
-    (a lossless image's profile is the one without photo-specific guesses) when there is one."""
+    (a lossless image's profile is the one without photo-specific guesses) when there is one, else with the
+    config's own keys."""
     profiles = config.profiles
     if profiles is None:
         return NO_PROFILE
@@ -62,10 +63,8 @@ def choose_profile(config: EngineConfig, jpeg: bool, blurry: Callable[[EngineCon
     else:
         name = "photo"
     if name not in profiles:
-        fallback = "lossless" if "lossless" in profiles else None
-        if fallback is None:
-            return ProfileChoice(None, f"{REASONS[name]}, with no {name} profile")
-        return ProfileChoice(fallback, f"{REASONS[name]}, with no {name} profile")
+        return ProfileChoice("lossless" if "lossless" in profiles else None,
+                             f"{REASONS[name]}, with no {name} profile")
     return ProfileChoice(name, REASONS[name])
 
 

@@ -53,6 +53,8 @@ TESTS = {
     "app/engine/checks.py": ["tests/test_preflight.py", "tests/test_learning_check.py", "tests/test_mutants_checks.py"],
     # Its handlers are defined inside install(), which mutmut 3 does not mutate (see EQUIVALENT.md).
     "app/web/errors.py": ["tests/web/test_errors.py"],
+    "app/engine/profiles.py": ["tests/test_profiles.py"],
+    "app/bench/gate.py": ["tests/test_gate.py"],
 }
 
 # Tests of those files left out of the mutation run because each takes seconds that a faster test of the same
